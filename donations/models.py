@@ -1,0 +1,359 @@
+"""Donors, needs (the supermarket) and pledges.
+
+A need counts what was pledged and what arrived in columns of its own, kept
+by the services in the same transaction as each pledge change. CHECK
+constraints make over-pledging impossible in PostgreSQL itself, whatever the
+Python code does.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.db.models import Case, F, Q, When
+from django.db.models.functions import Cast, Floor
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from households.models import Area
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+
+
+class Donor(models.Model):
+    class Kind(models.TextChoices):
+        PERSON = "person", _("Person")
+        ENTERPRISE = "enterprise", _("Enterprise")
+        ORGANISATION = "organisation", _("Social organisation")
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="donor")
+    kind = models.CharField(_("donor type"), max_length=16, choices=Kind, default=Kind.PERSON)
+    name = models.CharField(_("name"), max_length=100)
+    show_name = models.BooleanField(
+        _("show my name publicly"),
+        default=False,
+        help_text=_('Otherwise the public sees "anonymous donor".'),
+    )
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("donor")
+        verbose_name_plural = _("donors")
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def public_name(self) -> str:
+        return self.name if self.show_name else str(_("Anonymous donor"))
+
+
+def area_q(area: Area) -> Q:
+    """Needs in ``area`` or below, on the denormalised columns (one index each)."""
+    column = {
+        Area.Level.VILLAGE: "village_id",
+        Area.Level.TOWNSHIP: "township_id",
+        Area.Level.COUNTY: "county_id",
+    }.get(area.level)
+    if column:
+        return Q(**{column: area.pk})
+    return Q(village__path__startswith=area.path)
+
+
+class NeedQuerySet(models.QuerySet):
+    def public(self):
+        return self.filter(status__in=Need.PUBLIC_STATUSES)
+
+    def within(self, area: Area):
+        return self.filter(area_q(area))
+
+    def within_any(self, areas):
+        if not areas:
+            return self.none()
+        q = Q()
+        for area in areas:
+            q |= area_q(area)
+        return self.filter(q)
+
+
+class Need(models.Model):
+    class Category(models.TextChoices):
+        INDUSTRY = "industry", _("Industrial project")
+        INFRASTRUCTURE = "infrastructure", _("Infrastructure")
+        TECHNOLOGY = "technology", _("Production technology")
+        DAILY = "daily", _("Daily necessities")
+        EDUCATION = "education", _("Education")
+        MEDICAL = "medical", _("Medical")
+        OTHER = "other", _("Other")
+
+    class Kind(models.TextChoices):
+        GOODS = "goods", _("Goods")
+        MONEY = "money", _("Money")
+        SERVICE = "service", _("Service")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        SUBMITTED = "submitted", _("Awaiting review")
+        REJECTED = "rejected", _("Rejected")
+        PUBLISHED = "published", _("Open for pledges")
+        FULLY_PLEDGED = "fully_pledged", _("Fully pledged")
+        FULFILLED = "fulfilled", _("Fulfilled")
+        EXPIRED = "expired", _("Expired")
+        CLOSED = "closed", _("Closed")
+
+    PUBLIC_STATUSES = (Status.PUBLISHED, Status.FULLY_PLEDGED, Status.FULFILLED, Status.EXPIRED, Status.CLOSED)
+    EDITABLE_STATUSES = (Status.DRAFT, Status.REJECTED)
+
+    village = models.ForeignKey(Area, on_delete=models.PROTECT, related_name="needs", verbose_name=_("village"))
+    township = models.ForeignKey(Area, on_delete=models.PROTECT, related_name="+", editable=False)
+    county = models.ForeignKey(Area, on_delete=models.PROTECT, related_name="+", editable=False)
+    household = models.ForeignKey(
+        "households.Household",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="needs",
+        verbose_name=_("household"),
+        help_text=_("Leave empty for a need of the whole village."),
+    )
+    title = models.CharField(_("title"), max_length=80)
+    description = models.TextField(_("description"), max_length=4000)
+    category = models.CharField(_("category"), max_length=16, choices=Category)
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind)
+    # Goods and service: so many units (items, or hours of service).
+    item = models.CharField(_("item"), max_length=80, blank=True)
+    unit = models.CharField(_("unit"), max_length=16, blank=True)
+    quantity = models.PositiveIntegerField(_("quantity"), null=True, blank=True)
+    unit_price = models.DecimalField(_("estimated unit price (yuan)"), null=True, blank=True, **MONEY)
+    pledged_quantity = models.PositiveIntegerField(default=0, editable=False)
+    received_quantity = models.PositiveIntegerField(default=0, editable=False)
+    # Money: a target in yuan.
+    target_amount = models.DecimalField(_("target amount (yuan)"), null=True, blank=True, **MONEY)
+    pledged_amount = models.DecimalField(default=Decimal("0.00"), editable=False, **MONEY)
+    received_amount = models.DecimalField(default=Decimal("0.00"), editable=False, **MONEY)
+    # Progress in thousandths of what is needed, for "closest to complete".
+    progress = models.GeneratedField(
+        expression=Case(
+            When(kind="money", then=Cast(Floor(F("pledged_amount") * 1000 / F("target_amount")), models.IntegerField())),
+            default=F("pledged_quantity") * 1000 / F("quantity"),
+            output_field=models.IntegerField(),
+        ),
+        output_field=models.IntegerField(),
+        db_persist=True,
+    )
+
+    deadline = models.DateField(_("needed by"))
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.DRAFT)
+    rejection_reason = models.TextField(_("reason for rejection"), blank=True)
+    # Character unigrams and bigrams of the text: finds any Chinese word of one
+    # or more characters through a GIN index (see donations.search).
+    search_terms = ArrayField(models.CharField(max_length=8), default=list, editable=False)
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NeedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("need")
+        verbose_name_plural = _("needs")
+        indexes = [
+            # The supermarket: each sort order over the public statuses, and the filters.
+            models.Index(fields=["status", "-published_at", "-id"], name="need_newest_idx"),
+            models.Index(fields=["status", "deadline", "id"], name="need_deadline_idx"),
+            models.Index(fields=["status", "-progress", "-id"], name="need_progress_idx"),
+            models.Index(fields=["county", "status", "-published_at", "-id"], name="need_county_idx"),
+            models.Index(fields=["township", "status", "-published_at", "-id"], name="need_township_idx"),
+            models.Index(fields=["village", "status", "-published_at", "-id"], name="need_village_idx"),
+            models.Index(fields=["category", "status", "-published_at", "-id"], name="need_category_idx"),
+            GinIndex(fields=["search_terms"], name="need_search_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="money", target_amount__gt=0, quantity__isnull=True)
+                    | Q(kind__in=["goods", "service"], quantity__gt=0, target_amount__isnull=True)
+                ),
+                name="need_kind_has_its_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__isnull=True) | Q(pledged_quantity__lte=F("quantity")),
+                name="need_not_over_pledged_quantity",
+            ),
+            models.CheckConstraint(
+                condition=Q(target_amount__isnull=True) | Q(pledged_amount__lte=F("target_amount")),
+                name="need_not_over_pledged_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(received_quantity__lte=F("pledged_quantity")) & Q(received_amount__lte=F("pledged_amount")),
+                name="need_received_within_pledged",
+            ),
+            models.CheckConstraint(
+                condition=Q(pledged_amount__gte=0) & Q(received_amount__gte=0), name="need_amounts_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(unit_price__isnull=True) | Q(unit_price__gte=0), name="need_unit_price_not_negative"
+            ),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    # --- Figures ------------------------------------------------------------
+
+    @property
+    def is_money(self) -> bool:
+        return self.kind == self.Kind.MONEY
+
+    @property
+    def target(self):
+        return self.target_amount if self.is_money else self.quantity
+
+    @property
+    def pledged(self):
+        return self.pledged_amount if self.is_money else self.pledged_quantity
+
+    @property
+    def received(self):
+        return self.received_amount if self.is_money else self.received_quantity
+
+    @property
+    def remaining(self):
+        return self.target - self.pledged
+
+    @property
+    def pledged_percent(self) -> int:
+        return min(100, int(self.pledged * 100 / self.target)) if self.target else 0
+
+    @property
+    def received_percent(self) -> int:
+        return min(100, int(self.received * 100 / self.target)) if self.target else 0
+
+    @property
+    def in_transit_percent(self) -> int:
+        return max(0, self.pledged_percent - self.received_percent)
+
+    @property
+    def estimated_value(self) -> Decimal | None:
+        """What the whole need is worth in yuan (goods at estimated price)."""
+        if self.is_money:
+            return self.target_amount
+        if self.unit_price is not None and self.quantity:
+            return self.unit_price * self.quantity
+        return None
+
+    @property
+    def is_open_for_pledges(self) -> bool:
+        return self.status == self.Status.PUBLISHED and self.deadline >= timezone.localdate()
+
+    @property
+    def is_public(self) -> bool:
+        return self.status in self.PUBLIC_STATUSES
+
+    @property
+    def for_label(self) -> str:
+        """Who the need is for, as anyone may see it."""
+        if self.household_id:
+            return self.household.public_label
+        return str(_("The whole village"))
+
+
+class PledgeQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(status__in=Pledge.OPEN_STATUSES)
+
+
+class Pledge(models.Model):
+    class Status(models.TextChoices):
+        PLEDGED = "pledged", _("Pledged")
+        SENT = "sent", _("Sent")
+        RECEIVED = "received", _("Received")
+        DONE = "done", _("Done")
+        THANKED = "thanked", _("Thanked")
+        CANCELLED = "cancelled", _("Cancelled")
+        EXPIRED = "expired", _("Expired")
+
+    OPEN_STATUSES = (Status.PLEDGED, Status.SENT)
+
+    need = models.ForeignKey(Need, on_delete=models.PROTECT, related_name="pledges")
+    donor = models.ForeignKey(Donor, on_delete=models.PROTECT, related_name="pledges")
+    quantity = models.PositiveIntegerField(_("quantity"), null=True, blank=True)
+    amount = models.DecimalField(_("amount (yuan)"), null=True, blank=True, **MONEY)
+    # Goods at their declared value (quantity × the need's estimated unit price
+    # when pledged), so gifts in kind can be counted in yuan.
+    declared_value = models.DecimalField(_("declared value (yuan)"), default=Decimal("0.00"), **MONEY)
+    message = models.CharField(_("message to the village"), max_length=500, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PLEDGED)
+
+    received_quantity = models.PositiveIntegerField(_("quantity received"), null=True, blank=True)
+    received_amount = models.DecimalField(_("amount received (yuan)"), null=True, blank=True, **MONEY)
+    transfer_reference = models.CharField(_("transfer reference"), max_length=64, null=True, blank=True, unique=True)
+    photo = models.ImageField(_("photo"), upload_to="receipts/%Y/%m/", blank=True)
+    receipt_note = models.CharField(_("note on arrival"), max_length=500, blank=True)
+    thanks = models.TextField(_("thank-you message"), blank=True, max_length=2000)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    received_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+
+    objects = PledgeQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("pledge")
+        verbose_name_plural = _("pledges")
+        indexes = [
+            models.Index(fields=["donor", "-created_at", "-id"], name="pledge_donor_idx"),
+            models.Index(fields=["need", "status"], name="pledge_need_status_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(quantity__gt=0, amount__isnull=True) | Q(quantity__isnull=True, amount__gt=0)),
+                name="pledge_quantity_or_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(received_quantity__isnull=True) | Q(received_quantity__lte=F("quantity")),
+                name="pledge_received_within_quantity",
+            ),
+            models.CheckConstraint(
+                condition=Q(received_amount__isnull=True) | Q(received_amount__lte=F("amount")),
+                name="pledge_received_within_amount",
+            ),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.need}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    @property
+    def is_money(self) -> bool:
+        return self.amount is not None
+
+    @property
+    def size(self):
+        return self.amount if self.is_money else self.quantity
+
+    @property
+    def counted(self):
+        """What this pledge holds of its need: all of it while open, what
+        arrived once received, nothing once cancelled or expired."""
+        if self.is_open:
+            return self.size
+        if self.status in (self.Status.CANCELLED, self.Status.EXPIRED):
+            return 0
+        return self.received_amount if self.is_money else self.received_quantity

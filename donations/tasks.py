@@ -1,0 +1,61 @@
+"""Celery tasks: they take ids, look the rows up, return quietly when the
+rows are gone, and call services or send mail."""
+
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from sun_commune.mail import send_to_user
+
+from .models import Need, Pledge
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def notify_need_reviewed(*, need_id: int) -> None:
+    need = Need.objects.select_related("created_by", "village").filter(pk=need_id).first()
+    if need is None or need.status not in (Need.Status.PUBLISHED, Need.Status.REJECTED):
+        return
+    send_to_user(need.created_by, "emails/need_reviewed", {"need": need})
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def notify_new_pledge(*, pledge_id: int) -> None:
+    p = Pledge.objects.select_related("need__created_by", "need__village", "donor").filter(pk=pledge_id).first()
+    if p is None:
+        return
+    send_to_user(p.need.created_by, "emails/new_pledge", {"pledge": p, "need": p.need})
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def notify_goods_received(*, pledge_id: int) -> None:
+    """Tell the donor their gift arrived. Only public facts of the household
+    go into this mail (its public label and village)."""
+    p = (
+        Pledge.objects.select_related("need__village", "need__household", "donor__user")
+        .filter(pk=pledge_id)
+        .first()
+    )
+    if p is None:
+        return
+    send_to_user(p.donor.user, "emails/gift_received", {"pledge": p, "need": p.need})
+
+
+@shared_task
+def expire_overdue_needs() -> int:
+    """Beat: expire every open need past its deadline, one transaction each."""
+    from . import services
+
+    today = timezone.localdate()
+    ids = list(
+        Need.objects.filter(
+            status__in=(Need.Status.PUBLISHED, Need.Status.FULLY_PLEDGED), deadline__lt=today
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for need_id in ids:
+        services.expire_need(need_id=need_id, today=today)
+    if ids:
+        log.info("expired %d needs", len(ids))
+    return len(ids)

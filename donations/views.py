@@ -1,0 +1,378 @@
+"""The supermarket, pledges, and the village's and bureau's work on needs.
+
+Every view is thin: look the object up through an access helper (404 for
+anything outside the user's areas), validate a form, call one service,
+say what happened, redirect.
+"""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from sun_commune.access import donor_required, secretary_required, staff_required
+from sun_commune.errors import ActionRefused
+from sun_commune.pagination import keyset_page
+
+from . import access, search, services
+from .forms import (
+    ConfirmReceiptForm,
+    DonorRegistrationForm,
+    MoneyReceivedForm,
+    NeedForm,
+    PledgeForm,
+    RejectForm,
+    SupermarketFilterForm,
+    ThanksForm,
+)
+from .models import Need, Pledge
+
+SORTS = {
+    "newest": (("published_at", "id"), True),
+    "deadline": (("deadline", "id"), False),
+    "closest": (("progress", "id"), True),
+}
+SHOW = {
+    "open": (Need.Status.PUBLISHED,),
+    "fully_pledged": (Need.Status.FULLY_PLEDGED,),
+    "fulfilled": (Need.Status.FULFILLED, Need.Status.CLOSED),
+}
+PAGE_SIZE = 20
+
+
+# --- The public supermarket -------------------------------------------------
+
+
+def supermarket(request):
+    form = SupermarketFilterForm(request.GET or None)
+    needs = Need.objects.select_related("village", "township", "county", "household")
+    sort, show = "newest", "open"
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        sort = data["sort"] or sort
+        show = data["show"] or show
+        area = data["village"] or data["township"] or data["county"]
+        if area:
+            needs = needs.within(area)
+        if data["category"]:
+            needs = needs.filter(category=data["category"])
+        if data["kind"]:
+            needs = needs.filter(kind=data["kind"])
+        if data["q"]:
+            condition = search.search_filter(data["q"])
+            if condition is not None:
+                needs = needs.filter(condition)
+    needs = needs.filter(status__in=SHOW[show])
+    order, descending = SORTS[sort]
+    page = keyset_page(needs, order=order, descending=descending, cursor=request.GET.get("after"), size=PAGE_SIZE)
+    return render(request, "donations/supermarket.html", {"form": form, "page": page, "sort": sort})
+
+
+def need_detail(request, pk):
+    need = get_object_or_404(
+        Need.objects.public().select_related("village", "township", "county", "household"), pk=pk
+    )
+    pledges = (
+        need.pledges.exclude(status__in=(Pledge.Status.CANCELLED, Pledge.Status.EXPIRED))
+        .select_related("donor")
+        .order_by("-created_at")[:50]
+    )
+    form = None
+    if need.is_open_for_pledges and request.user.is_authenticated and request.user.donor_profile:
+        form = PledgeForm(need=need)
+    return render(request, "donations/need_detail.html", {"need": need, "pledges": pledges, "form": form})
+
+
+@donor_required
+@require_POST
+def pledge_create(request, pk):
+    need = get_object_or_404(Need.objects.public().select_related("village"), pk=pk)
+    form = PledgeForm(request.POST, need=need)
+    if form.is_valid():
+        try:
+            services.pledge(
+                need_id=need.pk,
+                donor=request.user.donor_profile,
+                quantity=form.cleaned_data.get("quantity"),
+                amount=form.cleaned_data.get("amount"),
+                message=form.cleaned_data["message"],
+            )
+        except ActionRefused as refusal:
+            refusal.add_to(form)
+        else:
+            messages.success(request, _("Thank you! Your pledge is recorded; follow it under “My pledges”."))
+            return redirect("donations:my-pledges")
+    need.refresh_from_db()
+    pledges = need.pledges.filter(status__in=Pledge.OPEN_STATUSES).select_related("donor")[:50]
+    return render(
+        request, "donations/need_detail.html", {"need": need, "pledges": pledges, "form": form}, status=400
+    )
+
+
+# --- Donors -----------------------------------------------------------------
+
+
+def donor_register(request):
+    if request.user.is_authenticated and request.user.donor_profile:
+        return redirect("donations:my-pledges")
+    form = DonorRegistrationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            user = form.save(commit=False)
+            user.language = get_language() or user.language
+            user.save()
+            services.register_donor(
+                user=user,
+                kind=form.cleaned_data["kind"],
+                name=form.cleaned_data["name"],
+                show_name=form.cleaned_data["show_name"],
+                phone=form.cleaned_data["phone"],
+            )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, _("Welcome! You can now pledge to any open need."))
+        return redirect("donations:supermarket")
+    return render(request, "donations/donor_register.html", {"form": form})
+
+
+@donor_required
+def my_pledges(request):
+    pledges = Pledge.objects.filter(donor__user=request.user).select_related("need__village", "need__household")
+    page = keyset_page(pledges, order=("created_at", "id"), descending=True, cursor=request.GET.get("after"), size=PAGE_SIZE)
+    return render(request, "donations/my_pledges.html", {"page": page})
+
+
+@donor_required
+@require_POST
+def pledge_cancel(request, pk):
+    pledge = access.get_pledge_for_donor(request.user, pk)
+    try:
+        services.cancel_pledge(pledge_id=pledge.pk, by=request.user)
+    except ActionRefused as refusal:
+        messages.error(request, refusal.message)
+    else:
+        messages.success(request, _("Your pledge is cancelled; it is available to other donors again."))
+    return redirect("donations:my-pledges")
+
+
+@donor_required
+@require_POST
+def pledge_sent(request, pk):
+    pledge = access.get_pledge_for_donor(request.user, pk)
+    try:
+        services.mark_sent(pledge_id=pledge.pk, by=request.user)
+    except ActionRefused as refusal:
+        messages.error(request, refusal.message)
+    else:
+        messages.success(request, _("Marked as sent. The village will confirm when it arrives."))
+    return redirect("donations:my-pledges")
+
+
+@login_required
+def pledge_photo(request, pk):
+    """The photo of a gift that arrived: for its donor, the village's
+    secretary and staff over the village; never public (it may show a home)."""
+    user = request.user
+    pledge = get_object_or_404(Pledge.objects.select_related("need"), pk=pk)
+    allowed = (
+        pledge.donor.user_id == user.pk
+        or access.needs_for_secretary(user).filter(pk=pledge.need_id).exists()
+        or access.needs_for_staff(user).filter(pk=pledge.need_id).exists()
+    )
+    if not allowed or not pledge.photo:
+        raise Http404
+    response = FileResponse(pledge.photo.open("rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# --- The village's first secretary -------------------------------------------
+
+
+@secretary_required
+def village_needs(request):
+    needs = access.needs_for_secretary(request.user).select_related("village", "household")
+    page = keyset_page(needs, order=("created_at", "id"), descending=True, cursor=request.GET.get("after"), size=PAGE_SIZE)
+    arriving = (
+        Pledge.objects.open()
+        .filter(need__village__in=request.user.secretary_villages)
+        .exclude(need__kind=Need.Kind.MONEY)
+        .select_related("need", "donor")
+        .order_by("created_at")[:50]
+    )
+    to_thank = (
+        Pledge.objects.filter(
+            need__village__in=request.user.secretary_villages, status__in=(Pledge.Status.RECEIVED, Pledge.Status.DONE)
+        )
+        .select_related("need", "donor")
+        .order_by("-received_at")[:50]
+    )
+    return render(
+        request, "donations/village_needs.html", {"page": page, "arriving": arriving, "to_thank": to_thank}
+    )
+
+
+def _village_for(request):
+    villages = request.user.secretary_villages
+    chosen = request.GET.get("village") or request.POST.get("village_id")
+    for village in villages:
+        if str(village.pk) == chosen:
+            return village
+    if chosen:
+        raise Http404
+    return villages[0]
+
+
+@secretary_required
+def need_create(request):
+    village = _village_for(request)
+    form = NeedForm(request.POST or None, village=village)
+    if request.method == "POST" and form.is_valid():
+        try:
+            need = services.create_need(
+                by=request.user, village=village, submit="submit" in request.POST, **form.cleaned_data
+            )
+        except ActionRefused as refusal:
+            refusal.add_to(form)
+        else:
+            if need.status == Need.Status.SUBMITTED:
+                messages.success(request, _("The need is sent to the bureau for review."))
+            else:
+                messages.success(request, _("Saved as a draft."))
+            return redirect("donations:village-needs")
+    return render(request, "donations/need_form.html", {"form": form, "village": village, "need": None})
+
+
+@secretary_required
+def need_edit(request, pk):
+    need = access.get_need_for_secretary(request.user, pk)
+    if need.status not in Need.EDITABLE_STATUSES:
+        messages.error(request, _("Only a draft or a rejected need can be changed."))
+        return redirect("donations:village-needs")
+    form = NeedForm(request.POST or None, instance=need, village=need.village)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_need(need_id=need.pk, by=request.user, submit="submit" in request.POST, **form.cleaned_data)
+        except ActionRefused as refusal:
+            refusal.add_to(form)
+        else:
+            messages.success(request, _("The need is saved."))
+            return redirect("donations:village-needs")
+    return render(request, "donations/need_form.html", {"form": form, "village": need.village, "need": need})
+
+
+@secretary_required
+@require_POST
+def need_close(request, pk):
+    need = access.get_need_for_secretary(request.user, pk)
+    try:
+        services.close_need(need_id=need.pk, by=request.user)
+    except ActionRefused as refusal:
+        messages.error(request, refusal.message)
+    else:
+        messages.success(request, _("The need is closed."))
+    return redirect("donations:village-needs")
+
+
+@secretary_required
+def pledge_confirm(request, pk):
+    pledge = access.get_pledge_for_secretary(request.user, pk)
+    form = ConfirmReceiptForm(request.POST or None, request.FILES or None, initial={"quantity": pledge.quantity})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.confirm_receipt(
+                pledge_id=pledge.pk,
+                by=request.user,
+                quantity=form.cleaned_data["quantity"],
+                photo=form.cleaned_data["photo"],
+                note=form.cleaned_data["note"],
+            )
+        except ActionRefused as refusal:
+            refusal.add_to(form)
+        else:
+            messages.success(request, _("Arrival confirmed. The donor will be told."))
+            return redirect("donations:village-needs")
+    return render(request, "donations/pledge_confirm.html", {"form": form, "pledge": pledge})
+
+
+@secretary_required
+def pledge_thank(request, pk):
+    pledge = access.get_pledge_for_secretary(request.user, pk)
+    form = ThanksForm(request.POST or None, initial={"message": pledge.thanks})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.thank_donor(pledge_id=pledge.pk, by=request.user, message=form.cleaned_data["message"])
+        except ActionRefused as refusal:
+            refusal.add_to(form)
+        else:
+            messages.success(request, _("Your thanks are posted; the donor sees them."))
+            return redirect("donations:village-needs")
+    return render(request, "donations/pledge_thank.html", {"form": form, "pledge": pledge})
+
+
+# --- Bureau staff -----------------------------------------------------------
+
+
+@staff_required
+def review_list(request):
+    needs = (
+        access.needs_for_staff(request.user)
+        .filter(status=Need.Status.SUBMITTED)
+        .select_related("village", "township", "county", "household")
+    )
+    page = keyset_page(needs, order=("submitted_at", "id"), descending=False, cursor=request.GET.get("after"), size=PAGE_SIZE)
+    return render(request, "donations/review_list.html", {"page": page})
+
+
+@staff_required
+def need_review(request, pk):
+    need = access.get_need_for_staff(request.user, pk)
+    form = RejectForm(request.POST or None) if request.POST.get("decision") == "reject" else RejectForm()
+    if request.method == "POST":
+        try:
+            if request.POST.get("decision") == "publish":
+                services.publish_need(need_id=need.pk, by=request.user)
+                messages.success(request, _("Published: the need is now in the supermarket."))
+                return redirect("donations:review-list")
+            if form.is_valid():
+                services.reject_need(need_id=need.pk, by=request.user, reason=form.cleaned_data["reason"])
+                messages.success(request, _("Rejected; the village sees your reason."))
+                return redirect("donations:review-list")
+        except ActionRefused as refusal:
+            refusal.add_to(form)
+    return render(request, "donations/need_review.html", {"need": need, "form": form})
+
+
+@staff_required
+def money_list(request):
+    pledges = (
+        Pledge.objects.open()
+        .filter(need__in=access.needs_for_staff(request.user), need__kind=Need.Kind.MONEY)
+        .select_related("need__village", "donor")
+    )
+    page = keyset_page(pledges, order=("created_at", "id"), descending=False, cursor=request.GET.get("after"), size=PAGE_SIZE)
+    return render(request, "donations/money_list.html", {"page": page})
+
+
+@staff_required
+def money_record(request, pk):
+    pledge = access.get_pledge_for_staff(request.user, pk)
+    form = MoneyReceivedForm(request.POST or None, initial={"amount": pledge.amount})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.record_money_received(
+                pledge_id=pledge.pk,
+                by=request.user,
+                amount=form.cleaned_data["amount"],
+                reference=form.cleaned_data["reference"],
+            )
+        except ActionRefused as refusal:
+            refusal.add_to(form)
+        else:
+            messages.success(request, _("The transfer is recorded."))
+            return redirect("donations:money-list")
+    return render(request, "donations/money_record.html", {"form": form, "pledge": pledge})

@@ -1,0 +1,50 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .models import Household
+
+
+class HouseholdForm(forms.ModelForm):
+    poverty_causes = forms.MultipleChoiceField(
+        label=_("Poverty causes"), choices=Household.Cause.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = Household
+        fields = [
+            "head_name",
+            "id_number",
+            "phone",
+            "address",
+            "health_notes",
+            "size",
+            "poverty_causes",
+            "alias",
+            "alias_consent",
+            "story",
+            "story_consent",
+        ]
+        widgets = {
+            "story": forms.Textarea(attrs={"rows": 3}),
+            "health_notes": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def clean_size(self):
+        size = self.cleaned_data["size"]
+        if size < 1:
+            raise forms.ValidationError(_("A household has at least one person."))
+        return size
+
+    def clean_id_number(self):
+        value = self.cleaned_data["id_number"].strip().upper()
+        if value and (len(value) != 18 or not value[:17].isdigit() or not (value[17].isdigit() or value[17] == "X")):
+            raise forms.ValidationError(_("An ID number has 18 characters: 17 digits and a digit or X."))
+        return value
+
+    def clean(self):
+        data = super().clean()
+        if data.get("alias_consent") and not data.get("alias"):
+            self.add_error("alias", _("Enter the alias the household agreed to show."))
+        if data.get("story_consent") and not data.get("story"):
+            self.add_error("story", _("Enter the story the household agreed to publish."))
+        return data

@@ -1,0 +1,189 @@
+"""Areas (the tree of places) and the register of poor households."""
+
+import secrets
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+
+class AreaQuerySet(models.QuerySet):
+    def villages(self):
+        return self.filter(level=Area.Level.VILLAGE)
+
+    def under(self, area: "Area"):
+        """The area and everything below it."""
+        return self.filter(path__startswith=area.path)
+
+
+class Area(models.Model):
+    """One place in the tree province → city → county → township → village.
+
+    ``path`` is the chain of codes from the root ("510000.510700.510723.")
+    so that "everything under X" is one indexed prefix match at any depth.
+    """
+
+    class Level(models.IntegerChoices):
+        PROVINCE = 1, _("Province")
+        CITY = 2, _("City")
+        COUNTY = 3, _("County or district")
+        TOWNSHIP = 4, _("Town or township")
+        VILLAGE = 5, _("Village")
+
+    code = models.CharField(_("code"), max_length=20, unique=True)
+    name = models.CharField(_("name"), max_length=64)
+    name_en = models.CharField(_("name in English"), max_length=64, blank=True)
+    level = models.PositiveSmallIntegerField(_("level"), choices=Level)
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    path = models.CharField(max_length=255, unique=True, editable=False)
+    is_poor_village = models.BooleanField(_("registered poor village"), default=False)
+
+    objects = AreaQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("area")
+        verbose_name_plural = _("areas")
+        ordering = ["path"]
+        indexes = [
+            models.Index(fields=["parent", "name"], name="area_parent_name_idx"),
+            models.Index(fields=["path"], name="area_path_prefix_idx", opclasses=["varchar_pattern_ops"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                # A tree's root is a province or a city; everything else has a parent.
+                condition=Q(level__lte=2, parent__isnull=True) | Q(level__gt=1, parent__isnull=False),
+                name="area_parent_matches_level",
+            )
+        ]
+
+    def __str__(self):
+        return self.label
+
+    @property
+    def label(self) -> str:
+        if self.name_en and (get_language() or "").startswith("en"):
+            return self.name_en
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.path = f"{self.parent.path if self.parent_id else ''}{self.code}."
+        super().save(*args, **kwargs)
+
+    def contains(self, other: "Area") -> bool:
+        return other.path.startswith(self.path)
+
+    def ancestor_codes(self) -> list[str]:
+        return self.path.rstrip(".").split(".")
+
+    def ancestor_at(self, level: int) -> "Area | None":
+        """The area at ``level`` above (or equal to) this one, loaded once."""
+        if self.level == level:
+            return self
+        codes = self.ancestor_codes()
+        return Area.objects.filter(code__in=codes, level=level).first()
+
+
+class HouseholdQuerySet(models.QuerySet):
+    def within(self, area: Area):
+        if area.level == Area.Level.VILLAGE:
+            return self.filter(village_id=area.pk)
+        return self.filter(village__path__startswith=area.path)
+
+    def within_any(self, areas):
+        q = Q()
+        for area in areas:
+            q |= Q(village_id=area.pk) if area.level == Area.Level.VILLAGE else Q(
+                village__path__startswith=area.path
+            )
+        return self.filter(q) if areas else self.none()
+
+
+def new_public_id() -> str:
+    """A public pseudonymous id that reveals nothing (not the ID number, not the
+    village, not the order of registration)."""
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+    return "H" + "".join(secrets.choice(alphabet) for _ in range(9))
+
+
+class Household(models.Model):
+    """A registered poor household.
+
+    Public fields: ``public_id``, ``alias`` (only with consent), ``size``,
+    ``poverty_causes``, ``story`` (only with consent). Everything under
+    "private" is shown only to the village's secretary and bureau staff over
+    the village, and never leaves the site.
+    """
+
+    class Cause(models.TextChoices):
+        ILLNESS = "illness", _("Illness")
+        DISABILITY = "disability", _("Disability")
+        LABOUR = "labour", _("Lack of labour")
+        SKILLS = "skills", _("Lack of skills")
+        FUNDS = "funds", _("Lack of funds")
+        LAND = "land", _("Lack of land")
+        WATER = "water", _("Lack of water")
+        DISASTER = "disaster", _("Disaster")
+        SCHOOLING = "schooling", _("Schooling costs")
+        OTHER = "other", _("Other")
+
+    village = models.ForeignKey(
+        Area, on_delete=models.PROTECT, related_name="households", verbose_name=_("village"),
+        limit_choices_to={"level": Area.Level.VILLAGE},
+    )
+    public_id = models.CharField(_("public id"), max_length=16, unique=True, default=new_public_id, editable=False)
+    # Public, with consent.
+    alias = models.CharField(
+        _("public alias"), max_length=32, blank=True, help_text=_('For example "Huang family". Never a full name.')
+    )
+    alias_consent = models.BooleanField(_("the household agreed to show the alias"), default=False)
+    size = models.PositiveSmallIntegerField(_("household size"), default=1)
+    poverty_causes = ArrayField(
+        models.CharField(max_length=16, choices=Cause), default=list, blank=True, verbose_name=_("poverty causes")
+    )
+    story = models.TextField(_("public story"), blank=True, max_length=2000)
+    story_consent = models.BooleanField(_("the household agreed to publish the story"), default=False)
+    # Private.
+    head_name = models.CharField(_("head of household (full name)"), max_length=64)
+    id_number = models.CharField(_("ID number"), max_length=18, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    address = models.CharField(_("address"), max_length=255, blank=True)
+    health_notes = models.TextField(_("health notes"), blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    objects = HouseholdQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("household")
+        verbose_name_plural = _("households")
+        ordering = ["village", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(size__gte=1), name="household_size_positive"),
+        ]
+
+    def __str__(self):
+        return self.public_label
+
+    @property
+    def public_label(self) -> str:
+        """What anyone may see: the consented alias, else the pseudonymous id."""
+        if self.alias and self.alias_consent:
+            return self.alias
+        return str(_("Household %(id)s") % {"id": self.public_id})
+
+    @property
+    def public_story(self) -> str:
+        return self.story if self.story_consent else ""
+
+    def get_poverty_causes_display(self) -> list[str]:
+        labels = dict(self.Cause.choices)
+        return [str(labels.get(c, c)) for c in self.poverty_causes]

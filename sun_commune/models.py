@@ -1,0 +1,139 @@
+"""People, their roles in areas, and the audit log that every app writes to."""
+
+from functools import cached_property
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class User(AbstractUser):
+    """A person who logs in. What they may do comes from their role grants
+    (secretary, bureau staff) and their donor profile, never from flags."""
+
+    email = models.EmailField(_("e-mail address"), blank=True, db_index=True)
+    language = models.CharField(
+        _("language for e-mails"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    @cached_property
+    def grants(self) -> list["RoleGrant"]:
+        if not self.is_authenticated or not self.pk:
+            return []
+        return list(self.role_grants.filter(active=True).select_related("area"))
+
+    def areas_for(self, role: str) -> list:
+        return [g.area for g in self.grants if g.role == role]
+
+    @property
+    def secretary_villages(self) -> list:
+        return self.areas_for(RoleGrant.Role.SECRETARY)
+
+    @property
+    def staff_areas(self) -> list:
+        return self.areas_for(RoleGrant.Role.STAFF)
+
+    @property
+    def is_secretary(self) -> bool:
+        return bool(self.secretary_villages)
+
+    @property
+    def is_bureau_staff(self) -> bool:
+        return bool(self.staff_areas)
+
+    @cached_property
+    def donor_profile(self):
+        from donations.models import Donor
+
+        if not self.pk:
+            return None
+        return Donor.objects.filter(user=self).first()
+
+
+class RoleGrant(models.Model):
+    """A role held in one area and everything under it. A user may hold several."""
+
+    class Role(models.TextChoices):
+        SECRETARY = "secretary", _("Village first secretary")
+        STAFF = "staff", _("Bureau staff")
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="role_grants")
+    role = models.CharField(_("role"), max_length=16, choices=Role)
+    area = models.ForeignKey("households.Area", on_delete=models.PROTECT, related_name="role_grants")
+    active = models.BooleanField(_("active"), default=True)
+    granted_at = models.DateTimeField(_("granted at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("role grant")
+        verbose_name_plural = _("role grants")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "role", "area"], name="rolegrant_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} · {self.get_role_display()} · {self.area}"
+
+    def clean(self):
+        from households.models import Area
+
+        if self.role == self.Role.SECRETARY and self.area_id and self.area.level != Area.Level.VILLAGE:
+            raise ValidationError({"area": _("A first secretary is appointed to a village.")})
+        if self.role == self.Role.STAFF and self.area_id and self.area.level == Area.Level.VILLAGE:
+            raise ValidationError(
+                {"area": _("Bureau staff work for a township, county, city or province.")}
+            )
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("audit entries cannot be changed")
+
+    def delete(self):
+        raise TypeError("audit entries cannot be deleted")
+
+
+class AuditEntry(models.Model):
+    """Who did what to which object, when, and from which address.
+
+    Written in the same transaction as the change it records. The database
+    refuses UPDATE and DELETE on this table (see the migration's trigger);
+    the model refuses them too so that mistakes fail early and loudly.
+    """
+
+    at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("who")
+    )
+    action = models.CharField(_("action"), max_length=64)
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    object_id = models.CharField(_("object"), max_length=64)
+    ip_address = models.GenericIPAddressField(_("from address"), null=True, blank=True)
+    changes = models.JSONField(_("changes"), default=dict, blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["content_type", "object_id", "at"], name="audit_object_idx")]
+        constraints = [models.CheckConstraint(condition=~Q(action=""), name="audit_action_not_empty")]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor or '-'} {self.action}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("audit entries cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("audit entries cannot be deleted")
