@@ -132,6 +132,15 @@ class DonorRegistrationForm(UserCreationForm):
         return email
 
 
+class DonorProfileForm(forms.ModelForm):
+    """For someone already logged in (a secretary who also gives, say)."""
+
+    class Meta:
+        model = Donor
+        fields = ["kind", "name", "show_name", "phone"]
+        labels = {"kind": _("I give as"), "name": _("Name (person, enterprise or organisation)")}
+
+
 class SupermarketFilterForm(forms.Form):
     SORTS = [
         ("newest", _("Newest")),

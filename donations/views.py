@@ -22,6 +22,7 @@ from sun_commune.pagination import keyset_page
 from . import access, search, services
 from .forms import (
     ConfirmReceiptForm,
+    DonorProfileForm,
     DonorRegistrationForm,
     MoneyReceivedForm,
     NeedForm,
@@ -118,8 +119,22 @@ def pledge_create(request, pk):
 
 
 def donor_register(request):
-    if request.user.is_authenticated and request.user.donor_profile:
+    """Register as a donor: a new account, or a donor profile for the account
+    already logged in (one person may hold several roles)."""
+    user = request.user
+    if user.is_authenticated and user.donor_profile:
         return redirect("donations:my-pledges")
+    if user.is_authenticated:
+        form = DonorProfileForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.register_donor(user=user, **form.cleaned_data)
+            except ActionRefused as refusal:
+                refusal.add_to(form)
+            else:
+                messages.success(request, _("Welcome! You can now pledge to any open need."))
+                return redirect("donations:supermarket")
+        return render(request, "donations/donor_register.html", {"form": form})
     form = DonorRegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
