@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.utils import timezone
@@ -8,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from households.models import Area, Household
 
-from .models import Donor, Need
+from .models import Donor, LedgerTransaction, Need
 from .photos import clean_photo
 
 
@@ -55,12 +56,17 @@ class NeedForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         kind = data.get("kind")
+        # A figure left over from the other kinds is dropped, as the service
+        # does: kept, the model's constraint would refuse the form with a
+        # message that names no field.
         if kind == Need.Kind.MONEY:
+            data["quantity"] = data["unit_price"] = None
             if not data.get("target_amount"):
                 self.add_error("target_amount", _("Enter the amount of money needed."))
             elif data["target_amount"] <= 0:
                 self.add_error("target_amount", _("Enter an amount of at least 0.01 yuan."))
         elif kind in (Need.Kind.GOODS, Need.Kind.SERVICE):
+            data["target_amount"] = None
             if not data.get("quantity"):
                 self.add_error("quantity", _("Enter how many are needed."))
             if kind == Need.Kind.GOODS and not data.get("item"):
@@ -175,3 +181,125 @@ class SupermarketFilterForm(forms.Form):
             self.fields["township"].queryset = Area.objects.filter(parent_id=data["county"]).order_by("code")
         if data.get("township", "").isdigit():
             self.fields["village"].queryset = Area.objects.filter(parent_id=data["township"]).order_by("code")
+
+
+class AreaFilterMixin:
+    """County → township → village selects whose lists stay short at any scale."""
+
+    def setup_areas(self):
+        data = self.data
+        self.fields["county"].queryset = Area.objects.filter(level=Area.Level.COUNTY).order_by("code")
+        self.fields["county"].empty_label = _("All counties")
+        self.fields["township"].empty_label = _("All townships")
+        self.fields["village"].empty_label = _("All villages")
+        if data.get("county", "").isdigit():
+            self.fields["township"].queryset = Area.objects.filter(parent_id=data["county"]).order_by("code")
+        if data.get("township", "").isdigit():
+            self.fields["village"].queryset = Area.objects.filter(parent_id=data["township"]).order_by("code")
+
+
+class LedgerFilterForm(AreaFilterMixin, forms.Form):
+    county = forms.ModelChoiceField(label=_("County or district"), queryset=Area.objects.none(), required=False)
+    township = forms.ModelChoiceField(label=_("Town or township"), queryset=Area.objects.none(), required=False)
+    village = forms.ModelChoiceField(label=_("Village"), queryset=Area.objects.none(), required=False)
+    need = forms.IntegerField(label=_("Need number"), min_value=1, required=False)
+    kind = forms.ChoiceField(
+        label=_("Kind"), choices=[("", _("All kinds"))] + LedgerTransaction.Kind.choices, required=False
+    )
+    date_from = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.setup_areas()
+
+
+class StaffAreaField(forms.ModelChoiceField):
+    def label_from_instance(self, area):
+        return f"{area.label} ({area.get_level_display()})"
+
+
+class GiftForm(forms.Form):
+    area = StaffAreaField(label=_("Pool"), queryset=Area.objects.none())
+    amount = forms.DecimalField(label=_("Amount (yuan)"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
+    reference = forms.CharField(label=_("Transfer reference"), max_length=64)
+    occurred_on = forms.DateField(label=_("Date received"), widget=forms.DateInput(attrs={"type": "date"}))
+    donor = forms.ModelChoiceField(label=_("Registered donor (optional)"), queryset=Donor.objects.all(), required=False)
+
+    def __init__(self, *args, staff_areas, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["area"].queryset = Area.objects.filter(pk__in=[a.pk for a in staff_areas])
+        self.fields["donor"].widget = forms.NumberInput()
+        self.fields["donor"].help_text = _("The donor's number, if they are registered; leave empty otherwise.")
+
+    def clean_occurred_on(self):
+        day = self.cleaned_data["occurred_on"]
+        if day > timezone.localdate():
+            raise forms.ValidationError(_("The date cannot be in the future."))
+        return day
+
+
+class AllocationForm(forms.Form):
+    area = StaffAreaField(label=_("From the pool of"), queryset=Area.objects.none())
+    need = forms.IntegerField(label=_("Need number"), min_value=1)
+    amount = forms.DecimalField(label=_("Amount (yuan)"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
+
+    def __init__(self, *args, staff_areas, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["area"].queryset = Area.objects.filter(pk__in=[a.pk for a in staff_areas])
+
+
+class SpendForm(forms.Form):
+    SOURCE = [("need", _("A need's fund")), ("pool", _("A pool"))]
+    source = forms.ChoiceField(label=_("Spend from"), choices=SOURCE, widget=forms.RadioSelect, initial="need")
+    need = forms.IntegerField(label=_("Need number"), min_value=1, required=False)
+    area = StaffAreaField(label=_("Pool"), queryset=Area.objects.none(), required=False)
+    amount = forms.DecimalField(label=_("Amount (yuan)"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
+    purpose = forms.CharField(label=_("What for"), max_length=200)
+    category = forms.ChoiceField(label=_("Category"), choices=LedgerTransaction.Category.choices)
+    payee = forms.CharField(label=_("Payee (a supplier's name)"), max_length=100, required=False)
+    payee_household = forms.CharField(
+        label=_("Or a household's public id"), max_length=16, required=False, help_text=_("For example H7K2M9QX3.")
+    )
+    occurred_on = forms.DateField(label=_("Date paid"), widget=forms.DateInput(attrs={"type": "date"}))
+    voucher = forms.FileField(label=_("Voucher (scan of the receipt)"), required=False)
+
+    def __init__(self, *args, staff_areas, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["area"].queryset = Area.objects.filter(pk__in=[a.pk for a in staff_areas])
+
+    def clean_voucher(self):
+        voucher = self.cleaned_data.get("voucher")
+        if voucher and voucher.size > settings.MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(_("The file is too large."))
+        return voucher
+
+    def clean(self):
+        data = super().clean()
+        if data.get("source") == "need" and not data.get("need"):
+            self.add_error("need", _("Enter the need's number."))
+        if data.get("source") == "pool" and not data.get("area"):
+            self.add_error("area", _("Choose the pool."))
+        if not data.get("payee") and not data.get("payee_household"):
+            self.add_error("payee", _("Name the payee, or give a household's public id."))
+        return data
+
+
+class ReverseForm(forms.Form):
+    reason = forms.CharField(label=_("Why is this entry reversed?"), max_length=200)
+
+
+class FundReportForm(forms.Form):
+    area = StaffAreaField(label=_("Area"), queryset=Area.objects.none())
+    date_from = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, staff_areas, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["area"].queryset = Area.objects.filter(pk__in=[a.pk for a in staff_areas])
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            self.add_error("date_to", _("The end comes before the start."))
+        return data

@@ -357,3 +357,227 @@ class Pledge(models.Model):
         if self.status in (self.Status.CANCELLED, self.Status.EXPIRED):
             return 0
         return self.received_amount if self.is_money else self.received_quantity
+
+
+# --- The fund-usage ledger ----------------------------------------------------
+
+
+class LedgerAccount(models.Model):
+    """An account of the double-entry ledger. ``balance`` is the sum of the
+    account's legs, kept by the posting code under a row lock; for funds and
+    pools the database refuses a negative balance."""
+
+    class Kind(models.TextChoices):
+        INCOME_MONEY = "income_money", _("Money donated")
+        INCOME_GOODS = "income_goods", _("Goods donated (declared value)")
+        POOL = "pool", _("Undirected pool")
+        NEED_FUND = "need_fund", _("Fund of a need")
+        GOODS_DELIVERED = "goods_delivered", _("Goods delivered")
+        EXPENSE = "expense", _("Money spent")
+
+    FUNDS = (Kind.POOL, Kind.NEED_FUND)
+
+    code = models.CharField(max_length=40, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind)
+    need = models.OneToOneField(Need, on_delete=models.PROTECT, null=True, blank=True, related_name="fund")
+    area = models.ForeignKey(Area, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    category = models.CharField(max_length=16, blank=True)
+    balance = models.DecimalField(default=Decimal("0.00"), **MONEY)
+
+    class Meta:
+        verbose_name = _("ledger account")
+        verbose_name_plural = _("ledger accounts")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind__in=["pool", "need_fund"]) | Q(balance__gte=0), name="ledger_fund_not_negative"
+            ),
+            models.UniqueConstraint(fields=["area"], condition=Q(kind="pool"), name="ledger_one_pool_per_area"),
+        ]
+
+    def __str__(self):
+        return self.code
+
+
+class LedgerTransaction(models.Model):
+    """One movement of money or goods: its legs add up to zero. Append-only:
+    the database refuses UPDATE and DELETE; a mistake is corrected by a
+    reversing transaction that points at the original."""
+
+    class Kind(models.TextChoices):
+        MONEY_IN = "money_in", _("Money received for a need")
+        GIFT_IN = "gift_in", _("Undirected gift received")
+        GOODS_IN = "goods_in", _("Goods received (declared value)")
+        ALLOCATION = "allocation", _("Allocation from the pool")
+        SPEND = "spend", _("Money spent")
+        RETURN = "return", _("Left-over returned to the pool")
+        REVERSAL = "reversal", _("Reversal")
+
+    class Category(models.TextChoices):
+        PURCHASE = "purchase", _("Purchase of goods")
+        TRANSFER = "transfer", _("Transfer to a household")
+        WORKS = "works", _("Construction works")
+        SERVICE = "service", _("Training and services")
+        REFUND = "refund", _("Refund to the donor")
+        FEES = "fees", _("Bank fees")
+        OTHER = "other", _("Other")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind)
+    amount = models.DecimalField(_("amount (yuan)"), **MONEY)
+    occurred_on = models.DateField(_("date"))
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    need = models.ForeignKey(Need, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_transactions")
+    pledge = models.ForeignKey(Pledge, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_transactions")
+    donor = models.ForeignKey(Donor, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Where the money belongs: the need's village, or the pool's area.
+    area = models.ForeignKey(Area, on_delete=models.PROTECT, related_name="+")
+    reference = models.CharField(_("transfer reference"), max_length=64, null=True, blank=True, unique=True)
+    purpose = models.CharField(_("purpose"), max_length=200, blank=True)
+    category = models.CharField(_("category"), max_length=16, choices=Category, blank=True)
+    payee = models.CharField(_("payee"), max_length=100, blank=True)
+    payee_household = models.ForeignKey(
+        "households.Household", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The receipt's scan is stored at vouchers/<id>-<hash prefix>, for
+    # auditors only; the public sees that it exists and its SHA-256.
+    voucher_sha256 = models.CharField(max_length=64, blank=True)
+    reverses = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by"
+    )
+
+    class Meta:
+        verbose_name = _("ledger transaction")
+        verbose_name_plural = _("ledger transactions")
+        indexes = [models.Index(fields=["need", "id"], name="ledger_txn_need_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="ledger_txn_amount_positive"),
+            models.UniqueConstraint(
+                fields=["pledge", "kind"], condition=Q(kind__in=["money_in", "goods_in"]), name="ledger_pledge_once"
+            ),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.get_kind_display()} {self.amount}"
+
+
+class LedgerLeg(models.Model):
+    """A debit (positive) or credit (negative) of one account."""
+
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="legs")
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="legs")
+    amount = models.DecimalField(**MONEY)
+
+    class Meta:
+        verbose_name = _("ledger leg")
+        verbose_name_plural = _("ledger legs")
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="ledger_leg_not_zero")]
+        indexes = [models.Index(fields=["account", "transaction"], name="ledger_leg_account_idx")]
+
+
+class LedgerOutbox(models.Model):
+    """Transactions not yet published, written in the same database transaction
+    as the ledger transaction itself. The publisher takes them in id order and
+    deletes them in its own transaction, so one that commits late is still
+    found, and each is published exactly once."""
+
+    transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, primary_key=True)
+
+
+class LedgerBatch(models.Model):
+    """A numbered publication: the entries ``first_index`` … ``tree_size − 1``
+    and the signed checkpoint of the whole tree after them. Never changes."""
+
+    number = models.PositiveIntegerField(primary_key=True)
+    first_index = models.BigIntegerField()
+    tree_size = models.BigIntegerField()
+    root_hash = models.CharField(max_length=64)
+    timestamp = models.CharField(max_length=32)
+    public_key = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128)
+    frontier = models.JSONField(default=list)
+    published_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("ledger batch")
+        verbose_name_plural = _("ledger batches")
+        constraints = [models.UniqueConstraint(fields=["tree_size"], name="ledger_batch_size_unique")]
+
+    def checkpoint(self) -> dict:
+        return {
+            "format": "sun-commune-checkpoint/v1",
+            "batch": self.number,
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash,
+            "timestamp": self.timestamp,
+            "public_key": self.public_key,
+            "signature": self.signature,
+        }
+
+
+class PublishedEntry(models.Model):
+    """One leaf of the public ledger: the canonical JSON line exactly as the
+    downloads serve it, and the columns the public pages filter on."""
+
+    index = models.BigIntegerField(primary_key=True)
+    transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="published")
+    batch = models.ForeignKey(LedgerBatch, on_delete=models.PROTECT, related_name="entries")
+    line = models.TextField()
+    leaf_hash = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, choices=LedgerTransaction.Kind)
+    amount = models.DecimalField(**MONEY)
+    occurred_on = models.DateField()
+    need = models.ForeignKey(Need, on_delete=models.PROTECT, null=True, related_name="+")
+    area_path = models.CharField(max_length=255)
+
+    class Meta:
+        verbose_name = _("published ledger entry")
+        verbose_name_plural = _("published ledger entries")
+        indexes = [
+            models.Index(fields=["area_path", "index"], name="ledger_pub_area_idx", opclasses=["varchar_pattern_ops", "int8_ops"]),
+            models.Index(fields=["need", "index"], name="ledger_pub_need_idx"),
+            models.Index(fields=["kind", "index"], name="ledger_pub_kind_idx"),
+            models.Index(fields=["occurred_on", "index"], name="ledger_pub_date_idx"),
+        ]
+
+
+class MerkleNode(models.Model):
+    """A perfect subtree of the published tree (heights 4 and up; lower ones
+    are recomputed from at most 16 leaves), for O(log n) inclusion proofs."""
+
+    height = models.PositiveSmallIntegerField()
+    position = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["height", "position"], name="merkle_node_unique")]
+
+
+class AreaLedgerTotal(models.Model):
+    """Published totals per area (each entry counted in its area and every
+    area above), updated by the publisher: the public totals never sum a
+    large table per request."""
+
+    area = models.OneToOneField(Area, on_delete=models.PROTECT, primary_key=True, related_name="ledger_total")
+    money_in = models.DecimalField(default=Decimal("0.00"), **MONEY)
+    goods_in = models.DecimalField(default=Decimal("0.00"), **MONEY)
+    money_out = models.DecimalField(default=Decimal("0.00"), **MONEY)
+    entries = models.BigIntegerField(default=0)
+
+    @property
+    def total_in(self) -> Decimal:
+        return self.money_in + self.goods_in
+
+
+class LedgerCheck(models.Model):
+    """The result of one run of the ledger check (nightly, or by hand)."""
+
+    ran_at = models.DateTimeField(auto_now_add=True)
+    ok = models.BooleanField()
+    problems = models.JSONField(default=list)
+    tree_size = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["-ran_at"]

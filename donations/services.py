@@ -9,6 +9,7 @@ Access (role and area) is checked by the views through the access helpers
 before they call in here; these functions check the state of things.
 """
 
+import hashlib
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -20,8 +21,8 @@ from households.models import Area
 from sun_commune import audit
 from sun_commune.errors import ActionRefused
 
-from . import search, tasks
-from .models import Donor, Need, Pledge
+from . import ledger, search, tasks
+from .models import Donor, LedgerAccount, LedgerTransaction, Need, Pledge
 
 CENT = Decimal("0.01")
 
@@ -227,7 +228,18 @@ def close_need(*, need_id: int, by) -> Need:
     old = need.status
     need.status = Need.Status.CLOSED
     need.save(update_fields=["status"])
-    audit.record(actor=by, action="need.closed", obj=need, changes={"status": [old, "closed"]})
+    fund = LedgerAccount.objects.filter(need=need).first()
+    left = ledger.fund_balance(fund)
+    if left > 0:
+        ledger.post(
+            kind=LedgerTransaction.Kind.RETURN,
+            legs=[(fund, -left), (ledger.pool(need.county), left)],
+            area=need.village,
+            by=by,
+            need=need,
+            purpose=_("Left-over of a closed need returned to the county pool"),
+        )
+    audit.record(actor=by, action="need.closed", obj=need, changes={"status": [old, "closed"], "returned": left})
     return need
 
 
@@ -344,6 +356,16 @@ def _arrive(need: Need, p: Pledge, *, by, arrived, status: str) -> None:
     p.received_by = by
 
 
+def _declared_value_received(need: Need, p: Pledge, quantity: int) -> Decimal:
+    """Goods enter the ledger at their declared value: the pledge's declared
+    value for what arrived (a share of it when only part arrived)."""
+    if not p.declared_value or not p.quantity:
+        return Decimal("0.00")
+    if quantity == p.quantity:
+        return p.declared_value
+    return to_yuan(p.declared_value * quantity / p.quantity)
+
+
 @transaction.atomic
 def confirm_receipt(*, pledge_id: int, by, quantity: int, photo=None, note: str = "") -> Pledge:
     """The secretary confirms how many of the pledged goods (or hours of
@@ -372,6 +394,18 @@ def confirm_receipt(*, pledge_id: int, by, quantity: int, photo=None, note: str 
         p.photo.save(photo.name, photo, save=False)
         fields.append("photo")
     p.save(update_fields=fields)
+    value = _declared_value_received(need, p, quantity)
+    if value > 0:
+        ledger.post(
+            kind=LedgerTransaction.Kind.GOODS_IN,
+            legs=[(ledger.goods_delivered(), value), (ledger.income_goods(), -value)],
+            area=need.village,
+            by=by,
+            need=need,
+            pledge=p,
+            donor=p.donor,
+            purpose=need.title,
+        )
     audit.record(
         actor=by,
         action="pledge.received",
@@ -411,6 +445,17 @@ def record_money_received(*, pledge_id: int, by, amount, reference: str) -> Pled
     _arrive(need, p, by=by, arrived=amount, status=Pledge.Status.RECEIVED)
     p.transfer_reference = reference
     p.save(update_fields=["status", "received_amount", "received_at", "received_by", "transfer_reference"])
+    ledger.post(
+        kind=LedgerTransaction.Kind.MONEY_IN,
+        legs=[(ledger.need_fund(need), amount), (ledger.income_money(), -amount)],
+        area=need.village,
+        by=by,
+        need=need,
+        pledge=p,
+        donor=p.donor,
+        reference=reference,
+        purpose=need.title,
+    )
     audit.record(
         actor=by,
         action="pledge.money_received",
@@ -461,3 +506,168 @@ def expire_need(*, need_id: int, today: date | None = None) -> Need:
         actor=None, action="need.expired", obj=need, changes={"status": [old, "expired"], "released": released}
     )
     return need
+
+
+# --- Money through the ledger ---------------------------------------------------
+
+
+@transaction.atomic
+def record_gift(*, by, area: Area, amount, reference: str, occurred_on: date, donor: Donor | None = None):
+    """Bureau staff record an undirected gift into the pool of their area,
+    with the transfer's reference (recording the same transfer twice is
+    refused, so a retry is safe)."""
+    reference = (reference or "").strip()
+    if not reference:
+        raise ActionRefused(_("Enter the transfer's reference."), field="reference")
+    amount = to_yuan(amount)
+    if amount <= 0:
+        raise ActionRefused(_("Enter an amount of at least 0.01 yuan."), field="amount")
+    if LedgerTransaction.objects.filter(reference=reference).exists():
+        raise ActionRefused(_("This reference has already been recorded."), field="reference")
+    return ledger.post(
+        kind=LedgerTransaction.Kind.GIFT_IN,
+        legs=[(ledger.pool(area), amount), (ledger.income_money(), -amount)],
+        area=area,
+        by=by,
+        occurred_on=occurred_on,
+        donor=donor,
+        reference=reference,
+        purpose=_("Undirected gift to the pool"),
+    )
+
+
+@transaction.atomic
+def allocate(*, by, pool_area: Area, need_id: int, amount, occurred_on: date | None = None):
+    """Move pool money to a need in the pool's area; from then on it is
+    spent only on that need."""
+    need = Need.objects.select_for_update().select_related("village").get(pk=need_id)
+    if not pool_area.contains(need.village):
+        raise ActionRefused(_("This need is outside the pool's area."), field="need")
+    if not need.is_public:
+        raise ActionRefused(_("Only a published need can receive money."), field="need")
+    amount = to_yuan(amount)
+    if amount <= 0:
+        raise ActionRefused(_("Enter an amount of at least 0.01 yuan."), field="amount")
+    return ledger.post(
+        kind=LedgerTransaction.Kind.ALLOCATION,
+        legs=[(ledger.pool(pool_area), -amount), (ledger.need_fund(need), amount)],
+        area=need.village,
+        by=by,
+        occurred_on=occurred_on,
+        need=need,
+        purpose=need.title,
+    )
+
+
+@transaction.atomic
+def spend(
+    *,
+    by,
+    amount,
+    purpose: str,
+    category: str,
+    occurred_on: date,
+    need_id: int | None = None,
+    pool_area: Area | None = None,
+    payee: str = "",
+    payee_household=None,
+    voucher=None,
+):
+    """Record money going out of a need's fund or a pool: what for, to whom
+    (a supplier by name, a household only by its public id), with the
+    receipt's scan, kept for auditors; the public sees its SHA-256. No fund
+    goes below zero, however many staff spend at once."""
+    purpose = (purpose or "").strip()
+    if not purpose:
+        raise ActionRefused(_("Say what the money was spent on."), field="purpose")
+    if category not in LedgerTransaction.Category.values:
+        raise ActionRefused(_("Choose a category."), field="category")
+    amount = to_yuan(amount)
+    if amount <= 0:
+        raise ActionRefused(_("Enter an amount of at least 0.01 yuan."), field="amount")
+    if occurred_on > timezone.localdate():
+        raise ActionRefused(_("The date cannot be in the future."), field="occurred_on")
+    if (need_id is None) == (pool_area is None):
+        raise ActionRefused(_("Spend from either a need's fund or a pool."))
+    if payee_household is not None:
+        payee = payee_household.public_id
+    elif not payee.strip():
+        raise ActionRefused(_("Name the payee."), field="payee")
+    need = None
+    if need_id is not None:
+        need = Need.objects.select_for_update().select_related("village").get(pk=need_id)
+        fund, area = ledger.need_fund(need), need.village
+        if payee_household is not None and payee_household.village_id != need.village_id:
+            raise ActionRefused(_("This household is not in the need's village."), field="payee_household")
+    else:
+        fund, area = ledger.pool(pool_area), pool_area
+        if payee_household is not None and not pool_area.contains(payee_household.village):
+            raise ActionRefused(_("This household is outside the pool's area."), field="payee_household")
+    digest = ""
+    if voucher is not None:
+        sha = hashlib.sha256()
+        for chunk in voucher.chunks():
+            sha.update(chunk)
+        digest = sha.hexdigest()
+    txn = ledger.post(
+        kind=LedgerTransaction.Kind.SPEND,
+        legs=[(fund, -amount), (ledger.expense(category), amount)],
+        area=area,
+        by=by,
+        occurred_on=occurred_on,
+        need=need,
+        purpose=purpose,
+        category=category,
+        payee=payee.strip(),
+        payee_household=payee_household,
+        voucher_sha256=digest,
+    )
+    if voucher is not None:
+        # The file is saved after the row exists; the row never changes again,
+        # so the voucher's name is derived from the transaction id and hash.
+        from django.core.files.storage import default_storage
+
+        default_storage.save(voucher_path(txn), voucher)
+    return txn
+
+
+def voucher_path(txn: LedgerTransaction) -> str:
+    return f"vouchers/{txn.pk}-{txn.voucher_sha256[:16]}"
+
+
+REVERSIBLE = (
+    LedgerTransaction.Kind.GIFT_IN,
+    LedgerTransaction.Kind.ALLOCATION,
+    LedgerTransaction.Kind.SPEND,
+    LedgerTransaction.Kind.RETURN,
+)
+
+
+@transaction.atomic
+def reverse(*, by, transaction_id: int, reason: str):
+    """Correct a mistake: a new transaction with every leg negated, pointing
+    at the original. Nothing is edited. A transaction is reversed once."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ActionRefused(_("Say why the entry is reversed."), field="reason")
+    original = LedgerTransaction.objects.select_related("area").get(pk=transaction_id)
+    if original.kind not in REVERSIBLE:
+        raise ActionRefused(
+            _("Receipts of a pledge are corrected on the pledge, not reversed here.")
+            if original.pledge_id
+            else _("A reversal cannot be reversed; record the entry again instead.")
+        )
+    if LedgerTransaction.objects.filter(reverses=original).exists():
+        raise ActionRefused(_("This entry has already been reversed."))
+    if original.need_id:
+        Need.objects.select_for_update().filter(pk=original.need_id).first()
+    legs = [(leg.account, -leg.amount) for leg in original.legs.select_related("account").order_by("pk")]
+    return ledger.post(
+        kind=LedgerTransaction.Kind.REVERSAL,
+        legs=legs,
+        area=original.area,
+        by=by,
+        need_id=original.need_id,
+        purpose=reason,
+        reverses=original,
+    )

@@ -60,3 +60,33 @@ def expire_overdue_needs() -> int:
     if count:
         log.info("expired %d needs", count)
     return count
+
+
+@shared_task
+def publish_ledger() -> int:
+    """Beat: publish every committed, unpublished ledger transaction as the
+    next numbered batches. Safe to run twice at once or to kill half-way."""
+    from . import publication
+
+    batches = publication.publish_all()
+    if batches:
+        log.info("published ledger batches %s..%s, tree size %d", batches[0].number, batches[-1].number, batches[-1].tree_size)
+    return len(batches)
+
+
+@shared_task
+def check_ledger() -> bool:
+    """Nightly: run the ledger check; on failure mail the bureau staff."""
+    from django.contrib.auth import get_user_model
+
+    from . import publication
+
+    check = publication.run_check()
+    if check.ok:
+        log.info("ledger check passed: %d published entries in %.1fs", check.tree_size, check.seconds)
+        return True
+    log.error("ledger check FAILED: %d problems", len(check.problems))
+    staff = get_user_model().objects.filter(role_grants__role="staff", role_grants__active=True, is_active=True).distinct()
+    for user in staff:
+        send_to_user(user, "emails/ledger_check_failed", {"check": check})
+    return False

@@ -19,7 +19,7 @@ from sun_commune.access import donor_required, secretary_required, staff_require
 from sun_commune.errors import ActionRefused
 from sun_commune.pagination import keyset_page
 
-from . import access, search, services
+from . import access, ledger_views, publication, search, services
 from .forms import (
     ConfirmReceiptForm,
     DonorProfileForm,
@@ -31,7 +31,7 @@ from .forms import (
     SupermarketFilterForm,
     ThanksForm,
 )
-from .models import Need, Pledge
+from .models import Need, Pledge, PublishedEntry
 
 SORTS = {
     "newest": (("published_at", "id"), True),
@@ -86,7 +86,11 @@ def need_detail(request, pk):
     form = None
     if need.is_open_for_pledges and request.user.is_authenticated and request.user.donor_profile:
         form = PledgeForm(need=need)
-    return render(request, "donations/need_detail.html", {"need": need, "pledges": pledges, "form": form})
+    return render(
+        request,
+        "donations/need_detail.html",
+        {"need": need, "pledges": pledges, "form": form, "ledger": ledger_views.need_ledger(need)},
+    )
 
 
 @donor_required
@@ -111,7 +115,10 @@ def pledge_create(request, pk):
     need.refresh_from_db()
     pledges = need.pledges.filter(status__in=Pledge.OPEN_STATUSES).select_related("donor")[:50]
     return render(
-        request, "donations/need_detail.html", {"need": need, "pledges": pledges, "form": form}, status=400
+        request,
+        "donations/need_detail.html",
+        {"need": need, "pledges": pledges, "form": form, "ledger": ledger_views.need_ledger(need)},
+        status=400,
     )
 
 
@@ -159,6 +166,25 @@ def my_pledges(request):
     pledges = Pledge.objects.filter(donor__user=request.user).select_related("need__village", "need__household")
     page = keyset_page(pledges, order=("created_at", "id"), descending=True, cursor=request.GET.get("after"), size=PAGE_SIZE)
     return render(request, "donations/my_pledges.html", {"page": page})
+
+
+@donor_required
+def pledge_detail(request, pk):
+    """One pledge, followed to the end: its state, what arrived, and the
+    ledger entry of the gift with its inclusion proof against the latest
+    signed checkpoint, checkable on the page and with the verifier."""
+    pledge = access.get_pledge_for_donor(request.user, pk)
+    entries = list(PublishedEntry.objects.filter(transaction__pledge=pledge).order_by("index")[:5])
+    items = [
+        {"row": row, "proof": publication.inclusion_proof(row["entry"]), "dom_id": f"proof-{row['entry'].index}"}
+        for row in ledger_views.decorate(entries)
+    ]
+    pending = pledge.ledger_transactions.filter(published__isnull=True).exists()
+    return render(
+        request,
+        "donations/pledge_detail.html",
+        {"pledge": pledge, "items": items, "pending": pending, "site_key": publication.public_key_hex()},
+    )
 
 
 @donor_required

@@ -216,12 +216,35 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 NEED_EXPIRY_INTERVAL_SECONDS = int(os.environ.get("NEED_EXPIRY_INTERVAL_SECONDS", "3600"))
-CELERY_BEAT_SCHEDULE = {
-    "expire-needs": {
-        "task": "donations.tasks.expire_overdue_needs",
-        "schedule": NEED_EXPIRY_INTERVAL_SECONDS,
-    },
-}
+
+def _beat_schedule():
+    from celery.schedules import crontab
+
+    return {
+        "expire-needs": {"task": "donations.tasks.expire_overdue_needs", "schedule": NEED_EXPIRY_INTERVAL_SECONDS},
+        "publish-ledger": {"task": "donations.tasks.publish_ledger", "schedule": LEDGER_PUBLISH_INTERVAL_SECONDS},
+        "check-ledger": {"task": "donations.tasks.check_ledger", "schedule": crontab(hour=LEDGER_CHECK_HOUR, minute=17)},
+    }
+
+# --- The public ledger ------------------------------------------------------------
+
+# Ed25519 private key (32-byte seed as 64 hex characters) that signs the
+# ledger's checkpoints; `manage.py ledger_key` makes one. Development derives
+# a fixed key from SECRET_KEY; production refuses to start without one.
+LEDGER_SIGNING_KEY = os.environ.get("LEDGER_SIGNING_KEY", "")
+if not LEDGER_SIGNING_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "LEDGER_SIGNING_KEY is not set. Make one with `python manage.py ledger_key` (DEBUG=1) and keep it secret."
+        )
+    import hashlib
+
+    LEDGER_SIGNING_KEY = hashlib.sha256(f"ledger:{SECRET_KEY}".encode()).hexdigest()
+LEDGER_PUBLISH_INTERVAL_SECONDS = int(os.environ.get("LEDGER_PUBLISH_INTERVAL_SECONDS", "60"))
+LEDGER_BATCH_MAX = int(os.environ.get("LEDGER_BATCH_MAX", "50000"))
+LEDGER_CHECK_HOUR = int(os.environ.get("LEDGER_CHECK_HOUR", "2"))
+
+CELERY_BEAT_SCHEDULE = _beat_schedule()
 
 # --- Security -------------------------------------------------------------------
 

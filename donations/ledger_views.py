@@ -1,0 +1,480 @@
+"""The public fund-usage ledger: pages and downloads read only what was
+published (a published batch never changes), and nothing private is in it."""
+
+import csv
+import json
+from datetime import date
+from decimal import Decimal
+from io import BytesIO
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.db.models import Q
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+from openpyxl import Workbook
+
+from households.models import Area, Household
+from sun_commune.access import staff_required
+from sun_commune.errors import ActionRefused
+from sun_commune.pagination import keyset_page
+
+from . import access, publication, services
+from .forms import AllocationForm, FundReportForm, GiftForm, LedgerFilterForm, ReverseForm, SpendForm
+from .models import AreaLedgerTotal, LedgerAccount, LedgerBatch, LedgerCheck, LedgerTransaction, Need, PublishedEntry
+
+VERIFIER = Path(settings.BASE_DIR) / "tools" / "verify_ledger.py"
+DOWNLOAD_CACHE = "public, max-age=60"
+
+
+def _latest_batch():
+    return LedgerBatch.objects.order_by("-number").first()
+
+
+def decorate(entries) -> list[dict]:
+    """Rows for a page: the published line, parsed, beside its entry."""
+    return [{"entry": e, "data": json.loads(e.line)} for e in entries]
+
+
+@require_GET
+def ledger_list(request):
+    form = LedgerFilterForm(request.GET or None)
+    entries = PublishedEntry.objects.all()
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        area = data["village"] or data["township"] or data["county"]
+        if area:
+            entries = entries.filter(area_path__startswith=area.path)
+        if data["need"]:
+            entries = entries.filter(need_id=data["need"])
+        if data["kind"]:
+            entries = entries.filter(kind=data["kind"])
+        if data["date_from"]:
+            entries = entries.filter(occurred_on__gte=data["date_from"])
+        if data["date_to"]:
+            entries = entries.filter(occurred_on__lte=data["date_to"])
+    page = keyset_page(entries, order=("index",), descending=True, cursor=request.GET.get("after"), size=50)
+    return render(
+        request,
+        "donations/ledger_list.html",
+        {"form": form, "page": page, "rows": decorate(page.rows), "batch": _latest_batch()},
+    )
+
+
+@require_GET
+def ledger_totals(request):
+    """Totals of the published ledger for an area and each area under it."""
+    area_id = request.GET.get("area")
+    if area_id and area_id.isdigit():
+        area = get_object_or_404(Area, pk=area_id)
+    else:
+        area = Area.objects.filter(parent__isnull=True).order_by("code").first()
+    if area is None:
+        raise Http404
+    children = list(area.children.order_by("code"))
+    totals = {t.area_id: t for t in AreaLedgerTotal.objects.filter(area_id__in=[area.pk] + [c.pk for c in children])}
+    rows = [{"area": child, "total": totals.get(child.pk)} for child in children]
+    parents = Area.objects.filter(code__in=area.ancestor_codes()[:-1]).order_by("level")
+    return render(
+        request,
+        "donations/ledger_totals.html",
+        {"area": area, "total": totals.get(area.pk), "rows": rows, "parents": parents, "batch": _latest_batch()},
+    )
+
+
+# --- Downloads at stable URLs -----------------------------------------------------
+
+
+def _lines():
+    rows = PublishedEntry.objects.order_by("index").values_list("line", flat=True)
+    for line in rows.iterator(chunk_size=5000):
+        yield line + "\n"
+
+
+@require_GET
+def ledger_jsonl(request):
+    response = StreamingHttpResponse(_lines(), content_type="application/x-ndjson; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="ledger.jsonl"'
+    response["Cache-Control"] = DOWNLOAD_CACHE
+    return response
+
+
+CSV_COLUMNS = [
+    # 360Giving core fields, where they fit a ledger entry.
+    ("Identifier", lambda d: f"SUN-COMMUNE-{d['index']}"),
+    ("Title", lambda d: d["need_title"] or d["purpose"]),
+    ("Description", lambda d: d["purpose"]),
+    ("Currency", lambda d: d["currency"]),
+    ("Amount Awarded", lambda d: d["amount"]),
+    ("Award Date", lambda d: d["date"]),
+    ("Recipient Ind:Identifier", lambda d: d["household"] or ""),
+    ("Beneficiary Location:Name", lambda d: d["area_name"]),
+    ("Beneficiary Location:Geographic Code", lambda d: d["area"]),
+    ("Funding Org:Name", lambda d: d["donor"] or ""),
+    ("Grant Programme:Title", lambda d: d["kind"]),
+    ("Last Modified", lambda d: d["recorded_at"]),
+    # The ledger's own columns.
+    ("Entry Index", lambda d: d["index"]),
+    ("Transaction Id", lambda d: d["id"]),
+    ("Need Id", lambda d: d["need"] or ""),
+    ("Category", lambda d: d["category"] or ""),
+    ("Payee", lambda d: d["payee"] or ""),
+    ("Voucher SHA-256", lambda d: d["voucher_sha256"] or ""),
+    ("Reverses", lambda d: d["reverses"] or ""),
+    ("Legs", lambda d: " ".join(f"{leg['account']}:{leg['amount']}" for leg in d["legs"])),
+]
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _csv_rows():
+    writer = csv.writer(_Echo())
+    yield "\ufeff" + writer.writerow([name for name, _get in CSV_COLUMNS])
+    rows = PublishedEntry.objects.order_by("index").values_list("line", flat=True)
+    for line in rows.iterator(chunk_size=5000):
+        data = json.loads(line)
+        yield writer.writerow([get(data) for _name, get in CSV_COLUMNS])
+
+
+@require_GET
+def ledger_csv(request):
+    response = StreamingHttpResponse(_csv_rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="ledger.csv"'
+    response["Cache-Control"] = DOWNLOAD_CACHE
+    return response
+
+
+@require_GET
+def checkpoint_latest(request):
+    batch = _latest_batch()
+    if batch is None:
+        raise Http404
+    response = JsonResponse(batch.checkpoint())
+    response["Cache-Control"] = DOWNLOAD_CACHE
+    return response
+
+
+@require_GET
+def checkpoint_detail(request, number):
+    batch = get_object_or_404(LedgerBatch, number=number)
+    response = JsonResponse(batch.checkpoint())
+    response["Content-Disposition"] = f'attachment; filename="checkpoint-{number}.json"'
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
+@require_GET
+def checkpoints_jsonl(request):
+    def lines():
+        for batch in LedgerBatch.objects.order_by("number").iterator(chunk_size=2000):
+            yield json.dumps(batch.checkpoint(), separators=(",", ":")) + "\n"
+
+    response = StreamingHttpResponse(lines(), content_type="application/x-ndjson")
+    response["Content-Disposition"] = 'attachment; filename="checkpoints.jsonl"'
+    response["Cache-Control"] = DOWNLOAD_CACHE
+    return response
+
+
+@require_GET
+def public_key(request):
+    return HttpResponse(publication.public_key_hex() + "\n", content_type="text/plain")
+
+
+@require_GET
+def verifier(request):
+    return FileResponse(VERIFIER.open("rb"), as_attachment=True, filename="verify_ledger.py", content_type="text/x-python")
+
+
+@require_GET
+def entry_proof(request, index):
+    entry = get_object_or_404(PublishedEntry, index=index)
+    response = JsonResponse(publication.inclusion_proof(entry), json_dumps_params={"ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="proof-{index}.json"'
+    return response
+
+
+@require_GET
+def ledger_about(request):
+    return render(
+        request,
+        "donations/ledger_about.html",
+        {"batch": _latest_batch(), "public_key": publication.public_key_hex()},
+    )
+
+
+def need_ledger(need: Need) -> dict:
+    """The ledger section of a need's page, from published entries only."""
+    entries = list(PublishedEntry.objects.filter(need=need).order_by("index")[:200])
+    rows = decorate(entries)
+    money_in = sum(e.amount for e in entries if e.kind in ("money_in", "allocation"))
+    goods_in = sum(e.amount for e in entries if e.kind == "goods_in")
+    spent = sum(e.amount for e in entries if e.kind == "spend")
+    returned = sum(e.amount for e in entries if e.kind == "return")
+    for row in rows:
+        if row["entry"].kind == "reversal":
+            original = next((r for r in rows if r["data"]["id"] == row["data"]["reverses"]), None)
+            if original and original["entry"].kind == "spend":
+                spent -= row["entry"].amount
+            elif original and original["entry"].kind == "allocation":
+                money_in -= row["entry"].amount
+    return {
+        "rows": rows,
+        "money_in": money_in,
+        "goods_in": goods_in,
+        "spent": spent,
+        "returned": returned,
+        "remaining": money_in - spent - returned,
+    }
+
+
+# --- Bureau staff: money in and out, audit, reports -------------------------------------
+
+def transactions_for_staff(user):
+    q = None
+    for area in user.staff_areas:
+        cond = Q(area__path__startswith=area.path)
+        q = cond if q is None else q | cond
+    return LedgerTransaction.objects.filter(q) if q is not None else LedgerTransaction.objects.none()
+
+
+@staff_required
+def ledger_audit(request):
+    user = request.user
+    pools = LedgerAccount.objects.filter(kind=LedgerAccount.Kind.POOL, area__in=user.staff_areas).select_related("area")
+    recent = (
+        transactions_for_staff(user)
+        .select_related("need", "area", "recorded_by")
+        .prefetch_related("published")
+        .order_by("-pk")[:30]
+    )
+    return render(
+        request,
+        "donations/ledger_audit.html",
+        {
+            "pools": pools,
+            "recent": recent,
+            "check": LedgerCheck.objects.first(),
+            "batch": _latest_batch(),
+        },
+    )
+
+
+def _staff_form(request, form_class, template, title, action, success, **extra):
+    form = form_class(request.POST or None, request.FILES or None, staff_areas=request.user.staff_areas, **extra)
+    if request.method == "POST" and form.is_valid():
+        try:
+            action(form.cleaned_data)
+        except ActionRefused as refusal:
+            refusal.add_to(form)
+        else:
+            messages.success(request, success)
+            return redirect("donations:ledger-audit")
+    return render(request, template, {"form": form, "title": title})
+
+
+@staff_required
+def gift_create(request):
+    def act(data):
+        services.record_gift(
+            by=request.user,
+            area=data["area"],
+            amount=data["amount"],
+            reference=data["reference"],
+            occurred_on=data["occurred_on"],
+            donor=data["donor"],
+        )
+
+    return _staff_form(
+        request, GiftForm, "donations/ledger_form.html", _("Record an undirected gift"), act, _("The gift is recorded.")
+    )
+
+
+@staff_required
+def allocation_create(request):
+    def act(data):
+        need = access.needs_for_staff(request.user).filter(pk=data["need"]).first()
+        if need is None:
+            raise ActionRefused(_("No need with this number in your area."), field="need")
+        services.allocate(by=request.user, pool_area=data["area"], need_id=need.pk, amount=data["amount"])
+
+    return _staff_form(
+        request,
+        AllocationForm,
+        "donations/ledger_form.html",
+        _("Allocate pool money to a need"),
+        act,
+        _("The money is allocated."),
+    )
+
+
+@staff_required
+def spend_create(request):
+    def act(data):
+        need_id = pool_area = household = None
+        if data["source"] == "need":
+            need = access.needs_for_staff(request.user).filter(pk=data["need"]).first()
+            if need is None:
+                raise ActionRefused(_("No need with this number in your area."), field="need")
+            need_id = need.pk
+        else:
+            pool_area = data["area"]
+        if data["payee_household"]:
+            household = (
+                Household.objects.within_any(request.user.staff_areas)
+                .filter(public_id=data["payee_household"].strip().upper())
+                .first()
+            )
+            if household is None:
+                raise ActionRefused(_("No household with this public id in your area."), field="payee_household")
+        services.spend(
+            by=request.user,
+            amount=data["amount"],
+            purpose=data["purpose"],
+            category=data["category"],
+            occurred_on=data["occurred_on"],
+            need_id=need_id,
+            pool_area=pool_area,
+            payee=data["payee"],
+            payee_household=household,
+            voucher=data["voucher"],
+        )
+
+    return _staff_form(
+        request, SpendForm, "donations/ledger_form.html", _("Record money spent"), act, _("The spending is recorded.")
+    )
+
+
+@staff_required
+def transaction_reverse(request, pk):
+    txn = get_object_or_404(transactions_for_staff(request.user), pk=pk)
+    form = ReverseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.reverse(by=request.user, transaction_id=txn.pk, reason=form.cleaned_data["reason"])
+        except ActionRefused as refusal:
+            refusal.add_to(form)
+        else:
+            messages.success(request, _("The entry is reversed by a new entry."))
+            return redirect("donations:ledger-audit")
+    return render(request, "donations/ledger_reverse.html", {"form": form, "txn": txn})
+
+
+@staff_required
+def voucher_download(request, pk):
+    """The original receipt, for auditors over the area only."""
+    txn = get_object_or_404(transactions_for_staff(request.user), pk=pk)
+    path = services.voucher_path(txn)
+    if not txn.voucher_sha256 or not default_storage.exists(path):
+        raise Http404
+    return FileResponse(default_storage.open(path, "rb"), as_attachment=True, filename=f"voucher-{txn.pk}")
+
+
+REPORT_SQL = """
+SELECT a.path,
+       COALESCE(r.kind, t.kind) AS kind,
+       COALESCE(NULLIF(r.category, ''), t.category) AS category,
+       SUM(CASE WHEN t.kind = 'reversal' THEN -t.amount ELSE t.amount END)
+FROM donations_ledgertransaction t
+JOIN households_area a ON a.id = t.area_id
+LEFT JOIN donations_ledgertransaction r ON r.id = t.reverses_id
+WHERE a.path LIKE %s AND t.occurred_on BETWEEN %s AND %s
+GROUP BY a.path, 2, 3
+"""
+
+
+def fund_report(area: Area, date_from: date, date_to: date) -> dict:
+    """Money in, goods in and money out by category for ``area`` and each area
+    directly under it, over a period; and the current balance of every fund."""
+    def blank():
+        return {"money_in": Decimal("0"), "goods_in": Decimal("0"), "money_out": Decimal("0"), "by_category": {}}
+
+    children = {c.code: c for c in area.children.order_by("code")}
+    depth = len(area.ancestor_codes())
+    total, parts = blank(), {code: blank() for code in children}
+    with connection.cursor() as cursor:
+        cursor.execute(REPORT_SQL, [area.path + "%", date_from, date_to])
+        rows = cursor.fetchall()
+    for path, kind, category, amount in rows:
+        codes = path.rstrip(".").split(".")
+        targets = [total] + ([parts[codes[depth]]] if len(codes) > depth and codes[depth] in parts else [])
+        for target in targets:
+            if kind in ("money_in", "gift_in"):
+                target["money_in"] += amount
+            elif kind == "goods_in":
+                target["goods_in"] += amount
+            elif kind == "spend":
+                target["money_out"] += amount
+                label = dict(LedgerTransaction.Category.choices).get(category, category)
+                target["by_category"][label] = target["by_category"].get(label, Decimal("0")) + amount
+    funds = list(
+        LedgerAccount.objects.filter(kind=LedgerAccount.Kind.NEED_FUND, need__in=Need.objects.within(area))
+        .exclude(balance=0)
+        .select_related("need__village")
+        .order_by("code")[:500]
+    ) + list(LedgerAccount.objects.filter(kind=LedgerAccount.Kind.POOL, area__path__startswith=area.path).select_related("area"))
+    return {
+        "area": area,
+        "date_from": date_from,
+        "date_to": date_to,
+        "total": total,
+        "rows": [{"area": children[code], **parts[code]} for code in children],
+        "funds": funds,
+    }
+
+
+def _report_xlsx(report: dict) -> HttpResponse:
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Summary"
+    sheet.append([_("Fund report"), report["area"].name, str(report["date_from"]), str(report["date_to"])])
+    sheet.append([])
+    sheet.append([_("Area"), _("Money in"), _("Goods in (declared value)"), _("Money out")])
+    t = report["total"]
+    sheet.append([report["area"].name, t["money_in"], t["goods_in"], t["money_out"]])
+    for row in report["rows"]:
+        sheet.append([row["area"].name, row["money_in"], row["goods_in"], row["money_out"]])
+    categories = book.create_sheet("Money out by category")
+    categories.append([_("Category"), _("Amount")])
+    for label, amount in sorted(t["by_category"].items()):
+        categories.append([label, amount])
+    funds = book.create_sheet("Funds")
+    funds.append([_("Fund"), _("Need"), _("Village or area"), _("Current balance")])
+    for fund in report["funds"]:
+        place = fund.need.village.name if fund.need_id else fund.area.name
+        funds.append([fund.code, fund.need.title if fund.need_id else "", place, fund.balance])
+    for ws in book.worksheets:
+        for column in ("B", "C", "D"):
+            for cell in ws[column][1:]:
+                cell.number_format = "#,##0.00"
+    out = BytesIO()
+    book.save(out)
+    response = HttpResponse(
+        out.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="fund-report-{report["area"].code}-{report["date_from"]}-{report["date_to"]}.xlsx"'
+    )
+    return response
+
+
+@staff_required
+def fund_report_view(request):
+    today = timezone.localdate()
+    initial = {"area": request.user.staff_areas[0].pk, "date_from": today.replace(month=1, day=1), "date_to": today}
+    form = FundReportForm(request.GET or None, staff_areas=request.user.staff_areas, initial=initial)
+    report = None
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        report = fund_report(data["area"], data["date_from"], data["date_to"])
+        if request.GET.get("format") == "xlsx":
+            return _report_xlsx(report)
+    return render(request, "donations/fund_report.html", {"form": form, "report": report})

@@ -1,0 +1,356 @@
+"""Publishing the ledger, proving inclusion, and checking it all.
+
+Publication takes every committed, unpublished ledger transaction (the
+outbox) in id order, turns each into a public entry — canonical JSON with no
+private data — appends its leaf to the RFC 6962 Merkle tree, and writes the
+entries, the tree's new perfect subtrees and a signed checkpoint as the next
+numbered batch, all in one database transaction under an advisory lock:
+two publishers at once queue, a publisher killed half-way leaves nothing,
+and the outbox row of each transaction is deleted by the batch that
+publishes it, so each is published exactly once.
+"""
+
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Prefetch
+
+from households.models import Area
+from sun_commune import audit
+
+from . import merkle
+from .models import (
+    LedgerBatch,
+    LedgerCheck,
+    LedgerLeg,
+    LedgerOutbox,
+    LedgerTransaction,
+    MerkleNode,
+    PublishedEntry,
+)
+
+ADVISORY_LOCK = 0x5C0_1ED6  # "sun ledger": one publisher at a time, across every machine
+STORED_HEIGHT = 4  # subtrees of 16 leaves and up are stored; below, recomputed from leaves
+ZERO_HASH = "0" * 64
+ANONYMOUS = "anonymous donor"
+Kind = LedgerTransaction.Kind
+
+
+# --- Keys and checkpoints -------------------------------------------------------
+
+
+def _private_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(settings.LEDGER_SIGNING_KEY))
+
+
+def public_key_hex() -> str:
+    return _private_key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def checkpoint_message(*, batch: int, tree_size: int, root_hash: str, timestamp: str) -> bytes:
+    return f"sun-commune-checkpoint/v1\nbatch {batch}\ntree_size {tree_size}\nroot {root_hash}\ntime {timestamp}\n".encode()
+
+
+def signature_valid(checkpoint: dict) -> bool:
+    try:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(checkpoint["public_key"]))
+        key.verify(
+            bytes.fromhex(checkpoint["signature"]),
+            checkpoint_message(
+                batch=checkpoint["batch"],
+                tree_size=checkpoint["tree_size"],
+                root_hash=checkpoint["root_hash"],
+                timestamp=checkpoint["timestamp"],
+            ),
+        )
+        return True
+    except Exception:  # noqa: BLE001 - any failure is "not valid"
+        return False
+
+
+# --- Entries ----------------------------------------------------------------------
+
+
+def public_entry(txn: LedgerTransaction, *, index: int, prev: str) -> dict:
+    """What the public may know of a transaction: amounts, accounts, the need
+    and its village, a household only by its public id, a donor only if they
+    chose to be named."""
+    need = txn.need
+    donor = None
+    if txn.donor_id:
+        donor = txn.donor.name if txn.donor.show_name else ANONYMOUS
+    return {
+        "index": index,
+        "prev": prev,
+        "id": txn.pk,
+        "kind": txn.kind,
+        "date": txn.occurred_on.isoformat(),
+        "recorded_at": txn.recorded_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "amount": str(txn.amount),
+        "currency": "CNY",
+        "legs": [{"account": leg.account.code, "amount": str(leg.amount)} for leg in txn.legs.all()],
+        "need": need.pk if need else None,
+        "need_title": need.title if need else None,
+        "household": need.household.public_id if need and need.household_id else None,
+        "area": txn.area.code,
+        "area_name": txn.area.name,
+        "donor": donor,
+        "purpose": txn.purpose,
+        "category": txn.category or None,
+        "payee": txn.payee or None,
+        "voucher_sha256": txn.voucher_sha256 or None,
+        "reverses": txn.reverses_id,
+    }
+
+
+def _effect(txn: LedgerTransaction) -> tuple[Decimal, Decimal, Decimal]:
+    """(money in, goods in, money out) that a transaction adds to the totals."""
+    kind, amount = txn.kind, txn.amount
+    if kind == Kind.REVERSAL:
+        money_in, goods_in, money_out = _effect(txn.reverses)
+        return -money_in, -goods_in, -money_out
+    zero = Decimal("0.00")
+    return (
+        amount if kind in (Kind.MONEY_IN, Kind.GIFT_IN) else zero,
+        amount if kind == Kind.GOODS_IN else zero,
+        amount if kind == Kind.SPEND else zero,
+    )
+
+
+def _add_totals(totals: dict[str, dict[str, Decimal]]) -> None:
+    areas = dict(Area.objects.filter(code__in=totals).values_list("code", "pk"))
+    rows = [
+        (areas[code], t["money_in"], t["goods_in"], t["money_out"], t["entries"])
+        for code, t in totals.items()
+        if code in areas
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            """
+            INSERT INTO donations_arealedgertotal (area_id, money_in, goods_in, money_out, entries)
+            VALUES (%s, %s, %s, %s, %s)
+            ON CONFLICT (area_id) DO UPDATE SET
+                money_in = donations_arealedgertotal.money_in + EXCLUDED.money_in,
+                goods_in = donations_arealedgertotal.goods_in + EXCLUDED.goods_in,
+                money_out = donations_arealedgertotal.money_out + EXCLUDED.money_out,
+                entries = donations_arealedgertotal.entries + EXCLUDED.entries
+            """,
+            rows,
+        )
+
+
+# --- Publication -----------------------------------------------------------------
+
+
+def publish_pending(*, limit: int | None = None) -> LedgerBatch | None:
+    """Publish the next batch of committed, unpublished transactions, or do
+    nothing (None) when there are none. Safe to run twice at once and to kill."""
+    limit = limit or settings.LEDGER_BATCH_MAX
+    with transaction.atomic(durable=True):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK])
+        ids = list(LedgerOutbox.objects.order_by("transaction_id").values_list("transaction_id", flat=True)[:limit])
+        if not ids:
+            return None
+        last = LedgerBatch.objects.order_by("-number").first()
+        number = last.number + 1 if last else 1
+        frontier = merkle.Frontier.from_json(last.frontier) if last else merkle.Frontier()
+        first = index = last.tree_size if last else 0
+        prev = PublishedEntry.objects.get(index=index - 1).leaf_hash if index else ZERO_HASH
+        txns = (
+            LedgerTransaction.objects.filter(pk__in=ids)
+            .select_related("area", "need__household", "donor", "reverses")
+            .prefetch_related(Prefetch("legs", queryset=LedgerLeg.objects.select_related("account").order_by("pk")))
+            .order_by("pk")
+        )
+        entries, nodes = [], []
+        totals: dict[str, dict] = defaultdict(
+            lambda: {"money_in": Decimal("0"), "goods_in": Decimal("0"), "money_out": Decimal("0"), "entries": 0}
+        )
+        for txn in txns:
+            line = merkle.canonical(public_entry(txn, index=index, prev=prev))
+            leaf = merkle.leaf_hash(line)
+            for height, position, digest in frontier.append(leaf):
+                if height >= STORED_HEIGHT:
+                    nodes.append(MerkleNode(height=height, position=position, hash=digest.hex()))
+            entries.append(
+                PublishedEntry(
+                    index=index,
+                    transaction_id=txn.pk,
+                    batch_id=number,
+                    line=line.decode(),
+                    leaf_hash=leaf.hex(),
+                    kind=txn.kind,
+                    amount=txn.amount,
+                    occurred_on=txn.occurred_on,
+                    need_id=txn.need_id,
+                    area_path=txn.area.path,
+                )
+            )
+            money_in, goods_in, money_out = _effect(txn)
+            for code in txn.area.ancestor_codes():
+                t = totals[code]
+                t["money_in"] += money_in
+                t["goods_in"] += goods_in
+                t["money_out"] += money_out
+                t["entries"] += 1
+            prev = leaf.hex()
+            index += 1
+        root = frontier.root().hex()
+        timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        signature = _private_key().sign(
+            checkpoint_message(batch=number, tree_size=index, root_hash=root, timestamp=timestamp)
+        )
+        batch = LedgerBatch.objects.create(
+            number=number,
+            first_index=first,
+            tree_size=index,
+            root_hash=root,
+            timestamp=timestamp,
+            public_key=public_key_hex(),
+            signature=signature.hex(),
+            frontier=frontier.to_json(),
+        )
+        PublishedEntry.objects.bulk_create(entries, batch_size=5000)
+        MerkleNode.objects.bulk_create(nodes, batch_size=5000)
+        LedgerOutbox.objects.filter(transaction_id__in=ids).delete()
+        _add_totals(totals)
+        audit.record(
+            actor=None,
+            action="ledger.published",
+            obj=batch,
+            changes={"first_index": first, "tree_size": index, "root_hash": root},
+        )
+    return batch
+
+
+def publish_all() -> list[LedgerBatch]:
+    batches = []
+    while (batch := publish_pending()) is not None:
+        batches.append(batch)
+    return batches
+
+
+# --- Inclusion proofs ------------------------------------------------------------------
+
+
+def _node_getter():
+    def get_node(height: int, position: int) -> bytes:
+        if height >= STORED_HEIGHT:
+            return bytes.fromhex(MerkleNode.objects.get(height=height, position=position).hash)
+        start = position << height
+        leaves = PublishedEntry.objects.filter(index__gte=start, index__lt=start + (1 << height)).order_by("index")
+        hashes = [bytes.fromhex(h) for h in leaves.values_list("leaf_hash", flat=True)]
+        return hashes[0] if height == 0 else merkle.root(hashes)
+
+    return get_node
+
+
+def inclusion_proof(entry: PublishedEntry, batch: LedgerBatch | None = None) -> dict:
+    """The audit path of ``entry`` in the tree of ``batch`` (the latest by
+    default), in the format the verifier and the pledge page check."""
+    batch = batch or LedgerBatch.objects.order_by("-number").first()
+    path = merkle.audit_path(entry.index, batch.tree_size, _node_getter())
+    return {
+        "format": "sun-commune-inclusion/v1",
+        "entry": entry.line,
+        "leaf_index": entry.index,
+        "tree_size": batch.tree_size,
+        "audit_path": [h.hex() for h in path],
+        "checkpoint": batch.checkpoint(),
+    }
+
+
+# --- The check --------------------------------------------------------------------------
+
+
+def _rows(sql: str, params=()) -> list:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def run_check() -> LedgerCheck:
+    """Everything an auditor would check, from the database's own rows:
+    transactions balance, funds are not negative and match their legs, each
+    need's received pledges match its ledger entries, and the published
+    tree recomputes to every signed checkpoint. Records the result."""
+    started = time.monotonic()
+    problems: list[str] = []
+    for txn_id, total in _rows(
+        "SELECT transaction_id, SUM(amount) FROM donations_ledgerleg GROUP BY transaction_id HAVING SUM(amount) <> 0"
+    ):
+        problems.append(f"transaction {txn_id} does not balance ({total})")
+    for code, balance, legs in _rows(
+        """SELECT a.code, a.balance, COALESCE(SUM(l.amount), 0) FROM donations_ledgeraccount a
+           LEFT JOIN donations_ledgerleg l ON l.account_id = a.id
+           WHERE a.kind IN ('pool', 'need_fund') GROUP BY a.id
+           HAVING a.balance < 0 OR a.balance <> COALESCE(SUM(l.amount), 0)"""
+    ):
+        problems.append(f"fund {code}: balance {balance} but its entries add up to {legs}")
+    for pledge_id, kind in _rows(
+        """SELECT p.id, CASE WHEN p.amount IS NULL THEN 'goods_in' ELSE 'money_in' END FROM donations_pledge p
+           WHERE p.status IN ('received', 'done', 'thanked')
+             AND (p.amount IS NOT NULL OR p.declared_value > 0)
+             AND NOT EXISTS (SELECT 1 FROM donations_ledgertransaction t
+                             WHERE t.pledge_id = p.id AND t.kind IN ('money_in', 'goods_in'))"""
+    ):
+        problems.append(f"pledge {pledge_id} was received but has no {kind} entry")
+    for need_id, received, booked in _rows(
+        """SELECT n.id, n.received_amount, COALESCE(SUM(t.amount), 0) FROM donations_need n
+           LEFT JOIN donations_ledgertransaction t ON t.need_id = n.id AND t.kind = 'money_in'
+           WHERE n.kind = 'money' GROUP BY n.id HAVING n.received_amount <> COALESCE(SUM(t.amount), 0)"""
+    ):
+        problems.append(f"need {need_id}: {received} yuan received by pledges, {booked} in the ledger")
+    tree_size = _check_tree(problems)
+    check = LedgerCheck.objects.create(
+        ok=not problems, problems=problems[:200], tree_size=tree_size, seconds=time.monotonic() - started
+    )
+    return check
+
+
+def _check_tree(problems: list[str]) -> int:
+    """Recompute every leaf from its published line and the tree at each
+    batch's size; compare with the signed checkpoints."""
+    batches = list(LedgerBatch.objects.order_by("number"))
+    if not batches:
+        return 0
+    pending = iter(batches)
+    batch = next(pending)
+    frontier = merkle.Frontier()
+    expected = 0
+    prev = ZERO_HASH
+    with transaction.atomic():
+        rows = PublishedEntry.objects.order_by("index").values_list("index", "line", "leaf_hash").iterator(
+            chunk_size=10000
+        )
+        for index, line, stored in rows:
+            if index != expected:
+                problems.append(f"published entry {expected} is missing")
+                return expected
+            leaf = merkle.leaf_hash(line.encode())
+            if leaf.hex() != stored or f'"prev":"{prev}"' not in line:
+                problems.append(f"published entry {index} does not match its hash or its predecessor")
+                return expected
+            frontier.append(leaf)
+            prev = stored
+            expected += 1
+            while batch is not None and frontier.size == batch.tree_size:
+                _compare(batch, frontier, problems)
+                batch = next(pending, None)
+    if batch is not None:
+        problems.append(f"batch {batch.number} claims {batch.tree_size} entries but only {expected} are published")
+    return expected
+
+
+def _compare(batch: LedgerBatch, frontier, problems: list[str]) -> None:
+    if frontier.root().hex() != batch.root_hash:
+        problems.append(f"batch {batch.number}: the tree does not recompute to its signed root")
+    if not signature_valid(batch.checkpoint()):
+        problems.append(f"batch {batch.number}: the checkpoint's signature is not valid")
