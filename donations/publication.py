@@ -53,16 +53,12 @@ def public_key_hex() -> str:
     return _private_key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
-def checkpoint_message(*, batch: int, tree_size: int, root_hash: str, timestamp: str) -> bytes:
-    return f"sun-commune-checkpoint/v1\nbatch {batch}\ntree_size {tree_size}\nroot {root_hash}\ntime {timestamp}\n".encode()
-
-
 def signature_valid(checkpoint: dict) -> bool:
     try:
         key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(checkpoint["public_key"]))
         key.verify(
             bytes.fromhex(checkpoint["signature"]),
-            checkpoint_message(
+            merkle.checkpoint_message(
                 batch=checkpoint["batch"],
                 tree_size=checkpoint["tree_size"],
                 root_hash=checkpoint["root_hash"],
@@ -205,7 +201,7 @@ def publish_pending(*, limit: int | None = None) -> LedgerBatch | None:
         root = frontier.root().hex()
         timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         signature = _private_key().sign(
-            checkpoint_message(batch=number, tree_size=index, root_hash=root, timestamp=timestamp)
+            merkle.checkpoint_message(batch=number, tree_size=index, root_hash=root, timestamp=timestamp)
         )
         batch = LedgerBatch.objects.create(
             number=number,

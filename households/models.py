@@ -187,3 +187,40 @@ class Household(models.Model):
     def get_poverty_causes_display(self) -> list[str]:
         labels = dict(self.Cause.choices)
         return [str(labels.get(c, c)) for c in self.poverty_causes]
+
+
+class IncomeRecord(models.Model):
+    """One amount of a household's income in a year, by source.
+
+    Records written by the platform itself (a cooperative's dividend, say)
+    carry an ``origin`` key that is unique, so writing the same income twice
+    is impossible. A wrong record is corrected by a negative record with a
+    note, never by editing: the reports add them up.
+    """
+
+    class Source(models.TextChoices):
+        WAGES = "wages", _("Wages")
+        FARMING = "farming", _("Farming and breeding")
+        DIVIDEND = "dividend", _("Cooperative dividends")
+        REBATE = "rebate", _("Cooperative rebates and extra paid above market price")
+        TRANSFERS = "transfers", _("Transfers and subsidies")
+        OTHER = "other", _("Other")
+
+    household = models.ForeignKey(Household, on_delete=models.PROTECT, related_name="income_records")
+    year = models.PositiveSmallIntegerField(_("year"))
+    source = models.CharField(_("source"), max_length=16, choices=Source)
+    amount = models.DecimalField(_("amount (yuan)"), max_digits=14, decimal_places=2)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    origin = models.CharField(max_length=80, null=True, blank=True, unique=True, editable=False)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("income record")
+        verbose_name_plural = _("income records")
+        indexes = [models.Index(fields=["household", "year", "source"], name="income_household_year_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(year__gte=2000, year__lte=2100), name="income_year_plausible"),
+        ]

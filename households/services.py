@@ -62,3 +62,29 @@ def update_household(*, household_id: int, by, **fields) -> Household:
     household.save()
     audit.record(actor=by, action="household.updated", obj=household, changes=changes)
     return household
+
+
+@transaction.atomic
+def record_income(*, by, household_id: int, year: int, source: str, amount, note: str = "", origin: str | None = None):
+    """Add an amount to a household's income for ``year``. With ``origin`` (a
+    key naming what paid it, e.g. "coop-payment-17") the same income is
+    recorded once however often this is called."""
+    from .models import IncomeRecord
+
+    if origin:
+        existing = IncomeRecord.objects.filter(origin=origin).first()
+        if existing is not None:
+            return existing
+    record = IncomeRecord.objects.create(
+        household_id=household_id,
+        year=year,
+        source=source,
+        amount=amount,
+        note=note,
+        origin=origin or None,
+        recorded_by=by if getattr(by, "pk", None) else None,
+    )
+    audit.record(
+        actor=by, action="income.recorded", obj=record, changes={"year": year, "source": source, "amount": amount}
+    )
+    return record

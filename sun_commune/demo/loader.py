@@ -36,6 +36,7 @@ from donations.models import Donor, Need, Pledge
 from households import services as household_services
 from households.models import Area, Household
 from sun_commune.models import AuditEntry, RoleGrant, User
+from sun_commune.services import grant_role
 
 DATA_DIR = Path(__file__).resolve().parent
 DEMO_PASSWORD = "sun-commune-demo"
@@ -601,7 +602,10 @@ class DemoLoader:
                 extra["language"] = up.language
             user = self.user(up.username, up.email, **extra)
             if up.role:
-                _, new = RoleGrant.objects.get_or_create(user=user, role=up.role, area=self.areas[up.area])
+                area = self.areas[up.area]
+                new = not RoleGrant.objects.filter(user=user, role=up.role, area=area, active=True).exists()
+                if new:
+                    grant_role(by=None, user=user, role=up.role, area=area)
                 self.created.grants += new
             if up.donor:
                 self.donor(user, up.donor)
