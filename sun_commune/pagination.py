@@ -10,6 +10,7 @@ is opaque and tamper-safe (a bad cursor shows the first page).
 """
 
 import base64
+import datetime
 import json
 from dataclasses import dataclass
 
@@ -25,8 +26,19 @@ class Page:
     is_first: bool
 
 
+class _CursorEncoder(DjangoJSONEncoder):
+    """Keeps a timestamp's microseconds: DjangoJSONEncoder cuts them to
+    milliseconds, and rows of the same millisecond would be skipped or shown
+    again."""
+
+    def default(self, o):
+        if isinstance(o, datetime.datetime):
+            return o.isoformat()
+        return super().default(o)
+
+
 def _encode(values: list) -> str:
-    raw = json.dumps(values, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+    raw = json.dumps(values, cls=_CursorEncoder, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
