@@ -91,12 +91,13 @@ class PledgeForm(forms.Form):
         if need.is_money:
             del self.fields["quantity"]
             self.fields["amount"].required = True
-            self.fields["amount"].max_value = need.remaining
+            self.fields["amount"].widget.attrs["max"] = need.remaining
         else:
             del self.fields["amount"]
             self.fields["quantity"].required = True
             self.fields["quantity"].label = _("Quantity (%(unit)s)") % {"unit": need.unit}
             self.fields["quantity"].initial = need.remaining
+            self.fields["quantity"].widget.attrs["max"] = need.remaining
 
 
 class ConfirmReceiptForm(forms.Form):

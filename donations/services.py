@@ -13,7 +13,7 @@ import hashlib
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -432,7 +432,10 @@ def record_money_received(*, pledge_id: int, by, amount, reference: str) -> Pled
         raise ActionRefused(_("This pledge is not money."))
     if not p.is_open:
         raise ActionRefused(_("This pledge is no longer open."))
-    if Pledge.objects.filter(transfer_reference=reference).exclude(pk=p.pk).exists():
+    if (
+        Pledge.objects.filter(transfer_reference=reference).exclude(pk=p.pk).exists()
+        or LedgerTransaction.objects.filter(reference=reference).exists()
+    ):
         raise ActionRefused(_("This reference has already been recorded for another pledge."), field="reference")
     amount = to_yuan(amount)
     if amount <= 0:
@@ -444,7 +447,11 @@ def record_money_received(*, pledge_id: int, by, amount, reference: str) -> Pled
     old = p.status
     _arrive(need, p, by=by, arrived=amount, status=Pledge.Status.RECEIVED)
     p.transfer_reference = reference
-    p.save(update_fields=["status", "received_amount", "received_at", "received_by", "transfer_reference"])
+    try:
+        with transaction.atomic():  # a concurrent use of the reference loses here, with a message
+            p.save(update_fields=["status", "received_amount", "received_at", "received_by", "transfer_reference"])
+    except IntegrityError:
+        raise ActionRefused(_("This reference has already been recorded for another pledge."), field="reference")
     ledger.post(
         kind=LedgerTransaction.Kind.MONEY_IN,
         legs=[(ledger.need_fund(need), amount), (ledger.income_money(), -amount)],
@@ -524,16 +531,20 @@ def record_gift(*, by, area: Area, amount, reference: str, occurred_on: date, do
         raise ActionRefused(_("Enter an amount of at least 0.01 yuan."), field="amount")
     if LedgerTransaction.objects.filter(reference=reference).exists():
         raise ActionRefused(_("This reference has already been recorded."), field="reference")
-    return ledger.post(
-        kind=LedgerTransaction.Kind.GIFT_IN,
-        legs=[(ledger.pool(area), amount), (ledger.income_money(), -amount)],
-        area=area,
-        by=by,
-        occurred_on=occurred_on,
-        donor=donor,
-        reference=reference,
-        purpose=_("Undirected gift to the pool"),
-    )
+    try:
+        with transaction.atomic():  # a concurrent use of the reference loses here, with a message
+            return ledger.post(
+                kind=LedgerTransaction.Kind.GIFT_IN,
+                legs=[(ledger.pool(area), amount), (ledger.income_money(), -amount)],
+                area=area,
+                by=by,
+                occurred_on=occurred_on,
+                donor=donor,
+                reference=reference,
+                purpose=_("Undirected gift to the pool"),
+            )
+    except IntegrityError:
+        raise ActionRefused(_("This reference has already been recorded."), field="reference")
 
 
 @transaction.atomic
