@@ -1,6 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from .crypto import id_hash, id_number_valid, normalise_id
 from .models import Household
 
 
@@ -36,9 +37,18 @@ class HouseholdForm(forms.ModelForm):
         return size
 
     def clean_id_number(self):
-        value = self.cleaned_data["id_number"].strip().upper()
-        if value and (len(value) != 18 or not value[:17].isdigit() or not (value[17].isdigit() or value[17] == "X")):
+        value = normalise_id(self.cleaned_data["id_number"])
+        if not value:
+            return value
+        if len(value) != 18 or not value[:17].isdigit() or not (value[17].isdigit() or value[17] == "X"):
             raise forms.ValidationError(_("An ID number has 18 characters: 17 digits and a digit or X."))
+        if not id_number_valid(value):
+            raise forms.ValidationError(_("The check digit of this ID number is wrong; please check each digit."))
+        others = Household.objects.filter(id_hash=id_hash(value))
+        if self.instance.pk:
+            others = others.exclude(pk=self.instance.pk)
+        if others.exists():
+            raise forms.ValidationError(_("A household with this ID number is already registered."))
         return value
 
     def clean(self):

@@ -9,6 +9,8 @@ from django.db.models import Q
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from .crypto import EncryptedTextField, id_hash, normalise_id
+
 
 class AreaQuerySet(models.QuerySet):
     def villages(self):
@@ -149,8 +151,10 @@ class Household(models.Model):
     story_consent = models.BooleanField(_("the household agreed to publish the story"), default=False)
     # Private.
     head_name = models.CharField(_("head of household (full name)"), max_length=64)
-    id_number = models.CharField(_("ID number"), max_length=18, blank=True)
-    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    # Encrypted at rest; found and kept unique through id_hash (households.crypto).
+    id_number = EncryptedTextField(_("ID number"), blank=True)
+    id_hash = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    phone = EncryptedTextField(_("phone"), blank=True)
     address = models.CharField(_("address"), max_length=255, blank=True)
     health_notes = models.TextField(_("health notes"), blank=True)
 
@@ -172,6 +176,13 @@ class Household(models.Model):
 
     def __str__(self):
         return self.public_label
+
+    def save(self, *args, **kwargs):
+        self.id_number = normalise_id(self.id_number)
+        self.id_hash = id_hash(self.id_number)
+        if kwargs.get("update_fields") is not None and "id_number" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "id_hash"}
+        super().save(*args, **kwargs)
 
     @property
     def public_label(self) -> str:

@@ -228,13 +228,13 @@ def _beat_schedule():
 # --- The public ledger ------------------------------------------------------------
 
 # Ed25519 private key (32-byte seed as 64 hex characters) that signs the
-# ledger's checkpoints; `manage.py ledger_key` makes one. Development derives
+# ledger's checkpoints; `manage.py make_secrets` makes one. Development derives
 # a fixed key from SECRET_KEY; production refuses to start without one.
 LEDGER_SIGNING_KEY = os.environ.get("LEDGER_SIGNING_KEY", "")
 if not LEDGER_SIGNING_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "LEDGER_SIGNING_KEY is not set. Make one with `python manage.py ledger_key` (DEBUG=1) and keep it secret."
+            "LEDGER_SIGNING_KEY is not set. Make one with `python manage.py make_secrets` (DEBUG=1) and keep it secret."
         )
     import hashlib
 
@@ -244,6 +244,29 @@ LEDGER_BATCH_MAX = int(os.environ.get("LEDGER_BATCH_MAX", "50000"))
 LEDGER_CHECK_HOUR = int(os.environ.get("LEDGER_CHECK_HOUR", "2"))
 
 CELERY_BEAT_SCHEDULE = _beat_schedule()
+
+# --- Personal data at rest ------------------------------------------------------------
+
+# Fernet keys (urlsafe base64 of 32 bytes), comma-separated: the first
+# encrypts ID and phone numbers, all decrypt (put a new key first to
+# rotate). ID_HASH_KEY keys the hash that finds an ID number. `manage.py
+# make_secrets` prints fresh values for both. Development derives them from
+# SECRET_KEY; production refuses to start without them.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
+ID_HASH_KEY = os.environ.get("ID_HASH_KEY", "")
+if not FIELD_ENCRYPTION_KEYS or not ID_HASH_KEY:
+    if not DEBUG:
+        missing = "FIELD_ENCRYPTION_KEYS" if not FIELD_ENCRYPTION_KEYS else "ID_HASH_KEY"
+        raise ImproperlyConfigured(
+            f"{missing} is not set. Make one with `python manage.py make_secrets` (DEBUG=1) and keep it secret."
+        )
+    import base64
+    import hashlib
+
+    FIELD_ENCRYPTION_KEYS = FIELD_ENCRYPTION_KEYS or [
+        base64.urlsafe_b64encode(hashlib.sha256(f"fields:{SECRET_KEY}".encode()).digest()).decode()
+    ]
+    ID_HASH_KEY = ID_HASH_KEY or hashlib.sha256(f"id-hash:{SECRET_KEY}".encode()).hexdigest()
 
 # --- Security -------------------------------------------------------------------
 

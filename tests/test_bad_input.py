@@ -152,26 +152,38 @@ def test_a_rejection_needs_a_reason(areas, secretary_a, county_reviewer, client_
     assert need.status == Need.Status.SUBMITTED
 
 
-@pytest.mark.parametrize("id_number", ["12345", "51072319770731773Y", "5107231977073177311", "ABCDEFGHIJKLMNOPQR"])
-def test_a_bad_id_number_is_refused(secretary_a, client_of, id_number):
+SHAPE = "An ID number has 18 characters: 17 digits and a digit or X."
+CHECK_DIGIT = "The check digit of this ID number is wrong; please check each digit."
+
+
+@pytest.mark.parametrize(
+    "id_number, message",
+    [
+        ("12345", SHAPE),
+        ("51072319770731773Y", SHAPE),
+        ("5107231977073177311", None),  # too long: Django's own max-length message
+        ("ABCDEFGHIJKLMNOPQR", SHAPE),
+        ("110105194912310021", CHECK_DIGIT),  # the standard's example with a wrong check digit
+    ],
+)
+def test_a_bad_id_number_is_refused(secretary_a, client_of, id_number, message):
     before = everything()
 
     response = client_of(secretary_a).post(
         reverse("households:household-create"), {"head_name": "张三", "id_number": id_number, "size": "3"}
     )
 
-    message = "An ID number has 18 characters: 17 digits and a digit or X."
-    assert_refused(response, "id_number", message if len(id_number) <= 18 else None)
+    assert_refused(response, "id_number", message)
     assert everything() == before
 
 
 def test_a_good_id_number_is_accepted(secretary_a, client_of):
     response = client_of(secretary_a).post(
-        reverse("households:household-create"), {"head_name": "张三", "id_number": "51072319770731773x", "size": "3"}
+        reverse("households:household-create"), {"head_name": "张三", "id_number": "11010519491231002x", "size": "3"}
     )
 
     assert response.status_code == 302
-    assert Household.objects.get().id_number == "51072319770731773X"
+    assert Household.objects.get().id_number == "11010519491231002X"
 
 
 def test_an_alias_without_text_is_refused(secretary_a, client_of):
@@ -234,3 +246,17 @@ def test_a_figure_left_over_from_another_kind_is_dropped(secretary_a, client_of,
     assert response.status_code == 302, response.context["form"].errors
     need = Need.objects.get()
     assert (need.quantity, need.target_amount) == expected
+
+
+def test_a_second_household_with_the_same_id_number_is_refused_anywhere(secretary_a, secretary_b, client_of):
+    """The keyed hash keeps an ID number unique across every village."""
+    first = client_of(secretary_a).post(
+        reverse("households:household-create"), {"head_name": "张三", "id_number": "11010519491231002X", "size": "3"}
+    )
+    assert first.status_code == 302
+    second = client_of(secretary_b).post(
+        reverse("households:household-create"), {"head_name": "李四", "id_number": "11010519491231002x", "size": "2"}
+    )
+    assert second.status_code == 200
+    assert "id_number" in second.context["form"].errors
+    assert Household.objects.count() == 1

@@ -1,5 +1,6 @@
 """What the operator relies on: the health check and the deploy settings."""
 
+import base64
 import os
 import secrets
 import string
@@ -51,6 +52,8 @@ def production_env() -> dict:
         "DEBUG": "0",
         "SECRET_KEY": secret,
         "LEDGER_SIGNING_KEY": secrets.token_hex(32),
+        "FIELD_ENCRYPTION_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "ID_HASH_KEY": secrets.token_hex(32),
         "ALLOWED_HOSTS": "example.org",
     }
 
@@ -62,7 +65,7 @@ def test_the_production_settings_pass_the_deploy_check():
     assert "no issues" in result.stdout
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "LEDGER_SIGNING_KEY"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "LEDGER_SIGNING_KEY", "FIELD_ENCRYPTION_KEYS", "ID_HASH_KEY"])
 def test_production_refuses_to_start_without_its_keys(missing):
     env = production_env()
     del env[missing]

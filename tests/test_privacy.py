@@ -24,7 +24,7 @@ from .factories import pledge
 
 PRIVATE = {
     "head_name": "MARKER-NAME-7731",
-    "id_number": "510723197707317731",
+    "id_number": "510723197707317736",
     "phone": "13877317731",
     "address": "MARKER-ADDR-金鹿村三组",
     "health_notes": "MARKER-HEALTH-糖尿病",
