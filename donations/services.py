@@ -450,19 +450,19 @@ def record_money_received(*, pledge_id: int, by, amount, reference: str) -> Pled
     try:
         with transaction.atomic():  # a concurrent use of the reference loses here, with a message
             p.save(update_fields=["status", "received_amount", "received_at", "received_by", "transfer_reference"])
+            ledger.post(
+                kind=LedgerTransaction.Kind.MONEY_IN,
+                legs=[(ledger.need_fund(need), amount), (ledger.income_money(), -amount)],
+                area=need.village,
+                by=by,
+                need=need,
+                pledge=p,
+                donor=p.donor,
+                reference=reference,
+                purpose=need.title,
+            )
     except IntegrityError:
         raise ActionRefused(_("This reference has already been recorded for another pledge."), field="reference")
-    ledger.post(
-        kind=LedgerTransaction.Kind.MONEY_IN,
-        legs=[(ledger.need_fund(need), amount), (ledger.income_money(), -amount)],
-        area=need.village,
-        by=by,
-        need=need,
-        pledge=p,
-        donor=p.donor,
-        reference=reference,
-        purpose=need.title,
-    )
     audit.record(
         actor=by,
         action="pledge.money_received",

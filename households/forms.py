@@ -6,6 +6,13 @@ from .models import Household
 
 
 class HouseholdForm(forms.ModelForm):
+    consent_basis = forms.CharField(
+        label=_("Basis of the consent"),
+        max_length=200,
+        required=False,
+        help_text=_("When a consent is given or withdrawn: for example “signed form of 2026-11-29, kept at the village office”."),
+    )
+
     poverty_causes = forms.MultipleChoiceField(
         label=_("Poverty causes"), choices=Household.Cause.choices, required=False, widget=forms.CheckboxSelectMultiple
     )
@@ -20,15 +27,27 @@ class HouseholdForm(forms.ModelForm):
             "health_notes",
             "size",
             "poverty_causes",
+            "status",
+            "lifted_out_year",
+            "housing",
             "alias",
             "alias_consent",
             "story",
             "story_consent",
+            "photo_consent",
+            "consent_basis",
         ]
         widgets = {
             "story": forms.Textarea(attrs={"rows": 3}),
             "health_notes": forms.Textarea(attrs={"rows": 2}),
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status"].required = False
+
+    def clean_status(self):
+        return self.cleaned_data.get("status") or Household.Status.POOR
 
     def clean_size(self):
         size = self.cleaned_data["size"]
@@ -57,4 +76,11 @@ class HouseholdForm(forms.ModelForm):
             self.add_error("alias", _("Enter the alias the household agreed to show."))
         if data.get("story_consent") and not data.get("story"):
             self.add_error("story", _("Enter the story the household agreed to publish."))
+        changed = [f for f in ("alias_consent", "story_consent", "photo_consent") if f in self.changed_data]
+        if self.instance.pk is None:
+            changed = [f for f in changed if data.get(f)]
+        if changed and not data.get("consent_basis", "").strip():
+            self.add_error("consent_basis", _("Say on what basis the consent was given or withdrawn."))
+        if data.get("status") == Household.Status.LIFTED and not data.get("lifted_out_year"):
+            self.add_error("lifted_out_year", _("Enter the year the household was lifted out of poverty."))
         return data

@@ -4,12 +4,19 @@ import secrets
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from .crypto import EncryptedTextField, id_hash, normalise_id
+
+
+def name_terms(*names: str) -> list[str]:
+    from donations.search import index_terms
+
+    return index_terms(*names)
 
 
 class AreaQuerySet(models.QuerySet):
@@ -115,11 +122,28 @@ def new_public_id() -> str:
 class Household(models.Model):
     """A registered poor household.
 
+    The consent flags are the current state of the household's consent,
+    read by every public page; they change only through
+    ``services.record_consent``, which keeps each decision as a
+    ``ConsentRecord``. Withdrawing consent clears the flag in the same
+    transaction, so the thing is hidden everywhere at once.
+
     Public fields: ``public_id``, ``alias`` (only with consent), ``size``,
     ``poverty_causes``, ``story`` (only with consent). Everything under
     "private" is shown only to the village's secretary and bureau staff over
     the village, and never leaves the site.
     """
+
+    class Status(models.TextChoices):
+        POOR = "poor", _("Registered poor")
+        LIFTED = "lifted", _("Lifted out of poverty")
+        MONITORED = "monitored", _("Monitored: risk of falling back")
+
+    class Housing(models.TextChoices):
+        SAFE = "safe", _("Safe")
+        RENOVATED = "renovated", _("Renovated with aid")
+        DILAPIDATED = "dilapidated", _("Dilapidated")
+        RELOCATED = "relocated", _("Relocated")
 
     class Cause(models.TextChoices):
         ILLNESS = "illness", _("Illness")
@@ -149,6 +173,14 @@ class Household(models.Model):
     )
     story = models.TextField(_("public story"), blank=True, max_length=2000)
     story_consent = models.BooleanField(_("the household agreed to publish the story"), default=False)
+    photo_consent = models.BooleanField(_("the household agreed to show photos of it"), default=False)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.POOR)
+    lifted_out_year = models.PositiveSmallIntegerField(_("lifted out of poverty in"), null=True, blank=True)
+    housing = models.CharField(_("housing"), max_length=16, choices=Housing, blank=True)
+    # Character unigrams and bigrams of the head's and members' names (see
+    # donations.search): a name search of one, two or more characters is one
+    # GIN lookup on a register of millions. Only staff and secretaries search.
+    name_terms = ArrayField(models.CharField(max_length=8), default=list, editable=False)
     # Private.
     head_name = models.CharField(_("head of household (full name)"), max_length=64)
     # Encrypted at rest; found and kept unique through id_hash (households.crypto).
@@ -172,6 +204,14 @@ class Household(models.Model):
         ordering = ["village", "id"]
         constraints = [
             models.CheckConstraint(condition=Q(size__gte=1), name="household_size_positive"),
+            models.CheckConstraint(
+                condition=~Q(status="lifted") | Q(lifted_out_year__isnull=False), name="household_lifted_has_year"
+            ),
+        ]
+        indexes = [
+            GinIndex(fields=["name_terms"], name="household_name_idx"),
+            GinIndex(fields=["poverty_causes"], name="household_causes_idx"),
+            models.Index(fields=["village", "status", "id"], name="household_village_status_idx"),
         ]
 
     def __str__(self):
@@ -180,8 +220,9 @@ class Household(models.Model):
     def save(self, *args, **kwargs):
         self.id_number = normalise_id(self.id_number)
         self.id_hash = id_hash(self.id_number)
-        if kwargs.get("update_fields") is not None and "id_number" in kwargs["update_fields"]:
-            kwargs["update_fields"] = {*kwargs["update_fields"], "id_hash"}
+        self.name_terms = name_terms(self.head_name, *getattr(self, "_member_names", ()))
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "id_hash", "name_terms"}
         super().save(*args, **kwargs)
 
     @property
@@ -195,9 +236,64 @@ class Household(models.Model):
     def public_story(self) -> str:
         return self.story if self.story_consent else ""
 
+    def consent_for(self, subject: str) -> bool:
+        return getattr(self, f"{subject}_consent")
+
     def get_poverty_causes_display(self) -> list[str]:
         labels = dict(self.Cause.choices)
         return [str(labels.get(c, c)) for c in self.poverty_causes]
+
+
+class HouseholdMember(models.Model):
+    """A person of a household. Names and health are private."""
+
+    class Ability(models.TextChoices):
+        FULL = "full", _("Can work")
+        PARTIAL = "partial", _("Can do light work")
+        NONE = "none", _("Cannot work")
+
+    household = models.ForeignKey(Household, on_delete=models.PROTECT, related_name="members")
+    name = models.CharField(_("name"), max_length=64)
+    relation = models.CharField(_("relation to the head"), max_length=32)
+    birth_year = models.PositiveSmallIntegerField(_("year of birth"), null=True, blank=True)
+    health = models.CharField(_("health"), max_length=200, blank=True)
+    ability = models.CharField(_("ability to work"), max_length=8, choices=Ability, default=Ability.FULL)
+
+    class Meta:
+        verbose_name = _("household member")
+        verbose_name_plural = _("household members")
+        ordering = ["household", "id"]
+
+    def __str__(self):
+        return self.relation
+
+
+class ConsentRecord(models.Model):
+    """One decision of a household about one thing that may be shown: given
+    or withdrawn, recorded by whom, when and on what basis. Append-only."""
+
+    class Subject(models.TextChoices):
+        ALIAS = "alias", _("Alias")
+        STORY = "story", _("Story")
+        PHOTO = "photo", _("Photos")
+
+    household = models.ForeignKey(Household, on_delete=models.PROTECT, related_name="consents")
+    subject = models.CharField(_("what"), max_length=8, choices=Subject)
+    granted = models.BooleanField(_("given"))
+    basis = models.CharField(_("basis"), max_length=200)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("consent record")
+        verbose_name_plural = _("consent records")
+        ordering = ["household", "subject", "-recorded_at", "-id"]
+        constraints = [models.CheckConstraint(condition=~Q(basis=""), name="consent_has_basis")]
+
+    def __str__(self):
+        return f"{self.household_id} {self.subject} {self.granted}"
 
 
 class IncomeRecord(models.Model):
@@ -235,3 +331,27 @@ class IncomeRecord(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(year__gte=2000, year__lte=2100), name="income_year_plausible"),
         ]
+
+    def __str__(self):
+        return f"{self.year} {self.get_source_display()} {self.amount}"
+
+
+class VillageProfile(models.Model):
+    """What a village publishes about itself, kept by its first secretary."""
+
+    village = models.OneToOneField(
+        Area, on_delete=models.PROTECT, primary_key=True, related_name="profile", limit_choices_to={"level": 5}
+    )
+    population = models.PositiveIntegerField(_("population"), null=True, blank=True)
+    collective_income = models.DecimalField(
+        _("collective income last year (yuan)"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
+    description = models.TextField(_("about the village"), blank=True, max_length=4000)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("village profile")
+        verbose_name_plural = _("village profiles")
+
+    def __str__(self):
+        return str(self.village)

@@ -271,7 +271,7 @@ def build_plan(named: dict | None = None, gen: dict | None = None) -> Plan:
                 key=h["key"],
                 village=h["village"],
                 created_by=h["created_by"],
-                fields={k: v for k, v in h.items() if k in household_services.FIELDS},
+                fields={k: v for k, v in h.items() if k in household_services.FIELDS or k in household_services.CONSENTS},
             )
         )
     per_village = [gen["households_total"] // len(villages)] * len(villages)
