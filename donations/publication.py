@@ -10,16 +10,18 @@ and the outbox row of each transaction is deleted by the batch that
 publishes it, so each is published exactly once.
 """
 
+import csv
+import io
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Prefetch
 
 from households.models import Area
 from sun_commune import audit
@@ -28,8 +30,6 @@ from . import merkle
 from .models import (
     LedgerBatch,
     LedgerCheck,
-    LedgerLeg,
-    LedgerOutbox,
     LedgerTransaction,
     MerkleNode,
     PublishedEntry,
@@ -72,50 +72,96 @@ def signature_valid(checkpoint: dict) -> bool:
 
 # --- Entries ----------------------------------------------------------------------
 
+# Everything an entry says, read in one query for a whole batch (the legs
+# aggregated in order), because building 50,000 ORM objects with their legs
+# was most of the publisher's time.
+PENDING_SQL = """
+SELECT t.id, t.kind, t.occurred_on::text, to_char(t.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       t.amount::text, t.need_id, n.title, h.public_id,
+       a.code, a.name, a.path, d.name, d.show_name, t.purpose, t.category, t.payee, t.voucher_sha256,
+       t.reverses_id, r.kind,
+       ARRAY(SELECT acc.code || ' ' || l.amount::text
+               FROM donations_ledgerleg l JOIN donations_ledgeraccount acc ON acc.id = l.account_id
+              WHERE l.transaction_id = t.id ORDER BY l.id)
+  FROM donations_ledgeroutbox o
+  JOIN donations_ledgertransaction t ON t.id = o.transaction_id
+  JOIN households_area a ON a.id = t.area_id
+  LEFT JOIN donations_need n ON n.id = t.need_id
+  LEFT JOIN households_household h ON h.id = n.household_id
+  LEFT JOIN donations_donor d ON d.id = t.donor_id
+  LEFT JOIN donations_ledgertransaction r ON r.id = t.reverses_id
+ ORDER BY o.transaction_id
+ LIMIT %s
+"""
 
-def public_entry(txn: LedgerTransaction, *, index: int, prev: str) -> dict:
+
+class Pending(NamedTuple):
+    id: int
+    kind: str
+    occurred_on: str  # ISO date, formatted by PostgreSQL
+    recorded_at: str  # ISO UTC time, formatted by PostgreSQL
+    amount: str
+    need_id: int | None
+    need_title: str | None
+    household: str | None
+    area_code: str
+    area_name: str
+    area_path: str
+    donor_name: str | None
+    donor_named: bool | None
+    purpose: str
+    category: str
+    payee: str
+    voucher_sha256: str
+    reverses_id: int | None
+    reverses_kind: str | None
+    legs: list[str]  # "account amount", in leg order
+
+
+def public_entry(row: Pending, *, index: int, prev: str) -> dict:
     """What the public may know of a transaction: amounts, accounts, the need
     and its village, a household only by its public id, a donor only if they
     chose to be named."""
-    need = txn.need
     donor = None
-    if txn.donor_id:
-        donor = txn.donor.name if txn.donor.show_name else ANONYMOUS
+    if row.donor_name is not None:
+        donor = row.donor_name if row.donor_named else ANONYMOUS
     return {
         "index": index,
         "prev": prev,
-        "id": txn.pk,
-        "kind": txn.kind,
-        "date": txn.occurred_on.isoformat(),
-        "recorded_at": txn.recorded_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "amount": str(txn.amount),
+        "id": row.id,
+        "kind": row.kind,
+        "date": row.occurred_on,
+        "recorded_at": row.recorded_at,
+        "amount": row.amount,
         "currency": "CNY",
-        "legs": [{"account": leg.account.code, "amount": str(leg.amount)} for leg in txn.legs.all()],
-        "need": need.pk if need else None,
-        "need_title": need.title if need else None,
-        "household": need.household.public_id if need and need.household_id else None,
-        "area": txn.area.code,
-        "area_name": txn.area.name,
+        "legs": [dict(zip(("account", "amount"), leg.split(" "), strict=True)) for leg in row.legs],
+        "need": row.need_id,
+        "need_title": row.need_title,
+        "household": row.household,
+        "area": row.area_code,
+        "area_name": row.area_name,
         "donor": donor,
-        "purpose": txn.purpose,
-        "category": txn.category or None,
-        "payee": txn.payee or None,
-        "voucher_sha256": txn.voucher_sha256 or None,
-        "reverses": txn.reverses_id,
+        "purpose": row.purpose,
+        "category": row.category or None,
+        "payee": row.payee or None,
+        "voucher_sha256": row.voucher_sha256 or None,
+        "reverses": row.reverses_id,
     }
 
 
-def _effect(txn: LedgerTransaction) -> tuple[Decimal, Decimal, Decimal]:
-    """(money in, goods in, money out) that a transaction adds to the totals."""
-    kind, amount = txn.kind, txn.amount
+ZERO = Decimal("0.00")
+
+
+def effect(kind: str, amount: Decimal, reversed_kind: str | None = None) -> tuple[Decimal, Decimal, Decimal]:
+    """(money in, goods in, money out) that a transaction adds to the totals;
+    a reversal takes away what the transaction it reverses added."""
     if kind == Kind.REVERSAL:
-        money_in, goods_in, money_out = _effect(txn.reverses)
+        money_in, goods_in, money_out = effect(reversed_kind, amount)
         return -money_in, -goods_in, -money_out
-    zero = Decimal("0.00")
     return (
-        amount if kind in (Kind.MONEY_IN, Kind.GIFT_IN) else zero,
-        amount if kind == Kind.GOODS_IN else zero,
-        amount if kind == Kind.SPEND else zero,
+        amount if kind in (Kind.MONEY_IN, Kind.GIFT_IN) else ZERO,
+        amount if kind == Kind.GOODS_IN else ZERO,
+        amount if kind == Kind.SPEND else ZERO,
     )
 
 
@@ -141,6 +187,14 @@ def _add_totals(totals: dict[str, dict[str, Decimal]]) -> None:
         )
 
 
+def _copy(cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Write rows with COPY (CSV), several times faster than INSERTs."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    buffer.seek(0)
+    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
+
+
 # --- Publication -----------------------------------------------------------------
 
 
@@ -148,55 +202,38 @@ def publish_pending(*, limit: int | None = None) -> LedgerBatch | None:
     """Publish the next batch of committed, unpublished transactions, or do
     nothing (None) when there are none. Safe to run twice at once and to kill."""
     limit = limit or settings.LEDGER_BATCH_MAX
-    with transaction.atomic(durable=True):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK])
-        ids = list(LedgerOutbox.objects.order_by("transaction_id").values_list("transaction_id", flat=True)[:limit])
-        if not ids:
+    with transaction.atomic(durable=True), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK])
+        cursor.execute(PENDING_SQL, [limit])
+        pending = [Pending._make(row) for row in cursor.fetchall()]
+        if not pending:
             return None
         last = LedgerBatch.objects.order_by("-number").first()
         number = last.number + 1 if last else 1
         frontier = merkle.Frontier.from_json(last.frontier) if last else merkle.Frontier()
         first = index = last.tree_size if last else 0
         prev = PublishedEntry.objects.get(index=index - 1).leaf_hash if index else ZERO_HASH
-        txns = (
-            LedgerTransaction.objects.filter(pk__in=ids)
-            .select_related("area", "need__household", "donor", "reverses")
-            .prefetch_related(Prefetch("legs", queryset=LedgerLeg.objects.select_related("account").order_by("pk")))
-            .order_by("pk")
-        )
         entries, nodes = [], []
         totals: dict[str, dict] = defaultdict(
             lambda: {"money_in": Decimal("0"), "goods_in": Decimal("0"), "money_out": Decimal("0"), "entries": 0}
         )
-        for txn in txns:
-            line = merkle.canonical(public_entry(txn, index=index, prev=prev))
+        for row in pending:
+            line = merkle.canonical(public_entry(row, index=index, prev=prev))
             leaf = merkle.leaf_hash(line)
             for height, position, digest in frontier.append(leaf):
                 if height >= STORED_HEIGHT:
-                    nodes.append(MerkleNode(height=height, position=position, hash=digest.hex()))
+                    nodes.append((height, position, digest.hex()))
+            prev = leaf.hex()
             entries.append(
-                PublishedEntry(
-                    index=index,
-                    transaction_id=txn.pk,
-                    batch_id=number,
-                    line=line.decode(),
-                    leaf_hash=leaf.hex(),
-                    kind=txn.kind,
-                    amount=txn.amount,
-                    occurred_on=txn.occurred_on,
-                    need_id=txn.need_id,
-                    area_path=txn.area.path,
-                )
+                (index, row.id, number, line.decode(), prev, row.kind, row.amount, row.occurred_on, row.need_id, row.area_path)
             )
-            money_in, goods_in, money_out = _effect(txn)
-            for code in txn.area.ancestor_codes():
+            money_in, goods_in, money_out = effect(row.kind, Decimal(row.amount), row.reverses_kind)
+            for code in row.area_path.rstrip(".").split("."):
                 t = totals[code]
                 t["money_in"] += money_in
                 t["goods_in"] += goods_in
                 t["money_out"] += money_out
                 t["entries"] += 1
-            prev = leaf.hex()
             index += 1
         root = frontier.root().hex()
         timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -213,9 +250,17 @@ def publish_pending(*, limit: int | None = None) -> LedgerBatch | None:
             signature=signature.hex(),
             frontier=frontier.to_json(),
         )
-        PublishedEntry.objects.bulk_create(entries, batch_size=5000)
-        MerkleNode.objects.bulk_create(nodes, batch_size=5000)
-        LedgerOutbox.objects.filter(transaction_id__in=ids).delete()
+        _copy(
+            cursor,
+            "donations_publishedentry",
+            ("index", "transaction_id", "batch_id", "line", "leaf_hash", "kind", "amount", "occurred_on", "need_id", "area_path"),
+            entries,
+        )
+        if nodes:
+            _copy(cursor, "donations_merklenode", ("height", "position", "hash"), nodes)
+        cursor.execute(
+            "DELETE FROM donations_ledgeroutbox WHERE transaction_id = ANY(%s)", [[row.id for row in pending]]
+        )
         _add_totals(totals)
         audit.record(
             actor=None,
@@ -304,6 +349,13 @@ def run_check() -> LedgerCheck:
            WHERE n.kind = 'money' GROUP BY n.id HAVING n.received_amount <> COALESCE(SUM(t.amount), 0)"""
     ):
         problems.append(f"need {need_id}: {received} yuan received by pledges, {booked} in the ledger")
+    for (txn_id,) in _rows(
+        """SELECT t.id FROM donations_ledgertransaction t
+           WHERE NOT EXISTS (SELECT 1 FROM donations_publishedentry e WHERE e.transaction_id = t.id)
+             AND NOT EXISTS (SELECT 1 FROM donations_ledgeroutbox o WHERE o.transaction_id = t.id)
+           LIMIT 100"""
+    ):
+        problems.append(f"transaction {txn_id} is neither published nor waiting to be published")
     tree_size = _check_tree(problems)
     check = LedgerCheck.objects.create(
         ok=not problems, problems=problems[:200], tree_size=tree_size, seconds=time.monotonic() - started
@@ -342,6 +394,10 @@ def _check_tree(problems: list[str]) -> int:
                 batch = next(pending, None)
     if batch is not None:
         problems.append(f"batch {batch.number} claims {batch.tree_size} entries but only {expected} are published")
+    elif expected > batches[-1].tree_size:
+        problems.append(
+            f"{expected - batches[-1].tree_size} published entries are not covered by any signed checkpoint"
+        )
     return expected
 
 

@@ -5,9 +5,10 @@
 Creates a throw-away database (sun_commune_benchpub, on the local PostgreSQL
 socket), migrates it, bulk-inserts N balanced ledger transactions with their
 legs and outbox rows in one raw SQL statement (generate_series), then times
-``publication.publish_all()`` (entries per second) and ``run_check()``, and
-drops the database again (unless --keep). --profile prints the top of a
-cProfile of the publisher.
+``publication.publish_all()`` (entries per second), ``run_check()`` and an
+inclusion proof, and drops the database again (unless --keep). --profile
+prints the top 30 of a cProfile of the publisher (sorted by cumulative time,
+or by BENCH_SORT=tottime).
 
 Django's debug cursor (which keeps every query when DEBUG=1) is switched off
 after set-up, so the figures are what a production worker would see.
