@@ -9,6 +9,7 @@ from .forms import QueuedPasswordResetForm
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("bench/reference/", views.bench_reference, name="bench-reference"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
@@ -25,6 +26,7 @@ urlpatterns = [
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("households/", include("households.urls")),
+    path("cooperatives/", include("cooperatives.urls")),
     path("", include("donations.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
 ]

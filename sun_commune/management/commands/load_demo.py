@@ -15,6 +15,7 @@ LOGINS = (
     ("secretary_yangwugou", "first secretary of 杨武沟村 Yangwugou"),
     ("reviewer", "bureau staff of 盐亭县 Yanting county"),
     ("city_staff", "bureau staff of 绵阳市 Mianyang city"),
+    ("coop_manager", "manager of 梓潼县兰干养殖专业合作社, the Langan breeding cooperative"),
     ("donor", "donor 陈晓梅 (person)"),
     ("staff_zitong / staff_anzhou / staff_santai / staff_yanting", "bureau staff of each county"),
     ("secretary_<village pinyin>", "first secretary of each generated village"),

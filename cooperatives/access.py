@@ -1,0 +1,82 @@
+"""Who may see which cooperative's books.
+
+- a cooperative's **managers** keep it (members, shares, loans, purchases,
+  distributions);
+- **bureau staff** over the cooperative's area see its books, approve its
+  distributions and appoint its managers;
+- a village's **first secretary** sees the statements of the members that
+  are registered households of the village.
+
+Anything outside a user's cooperatives or areas answers 404.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+
+from households.models import Household
+
+from .models import Cooperative, CooperativeManager, Distribution, Member
+
+
+def is_manager(user) -> bool:
+    if not getattr(user, "pk", None):
+        return False
+    cached = user.__dict__.get("_coop_manager")
+    if cached is None:
+        cached = CooperativeManager.objects.filter(user=user, active=True).exists()
+        user.__dict__["_coop_manager"] = cached
+    return cached
+
+
+def require_keeper(user) -> None:
+    """Pages of the cooperatives' keepers: managers and bureau staff (403 otherwise)."""
+    if not (is_manager(user) or user.is_bureau_staff):
+        raise PermissionDenied
+
+
+def managed(user):
+    return Cooperative.objects.managed_by(user)
+
+
+def kept_by(user):
+    """Cooperatives whose books ``user`` may read: those they manage and those
+    in their areas as bureau staff."""
+    q = Q(pk__in=CooperativeManager.objects.filter(user=user, active=True).values("cooperative_id"))
+    for area in user.staff_areas:
+        q |= Q(area__path__startswith=area.path)
+    return Cooperative.objects.filter(q)
+
+
+def get_cooperative_for_keeper(user, pk) -> Cooperative:
+    return get_object_or_404(kept_by(user).select_related("area"), pk=pk)
+
+
+def get_cooperative_for_manager(user, pk) -> Cooperative:
+    return get_object_or_404(managed(user).select_related("area"), pk=pk)
+
+
+def get_cooperative_for_staff(user, pk) -> Cooperative:
+    return get_object_or_404(Cooperative.objects.within_any(user.staff_areas).select_related("area"), pk=pk)
+
+
+def members_for_reader(user):
+    """Members whose statement ``user`` may read: of the cooperatives they
+    keep, and the households of their villages as secretary."""
+    q = Q(cooperative__in=kept_by(user))
+    villages = user.secretary_villages
+    if villages:
+        q |= Q(household__in=Household.objects.filter(village__in=villages))
+    return Member.objects.filter(q)
+
+
+def get_member_for_reader(user, pk) -> Member:
+    return get_object_or_404(members_for_reader(user).select_related("cooperative__area", "household__village"), pk=pk)
+
+
+def get_member_for_manager(user, cooperative: Cooperative, pk) -> Member:
+    return get_object_or_404(Member.objects.filter(cooperative=cooperative).select_related("household"), pk=pk)
+
+
+def get_distribution_for_keeper(user, cooperative: Cooperative, pk) -> Distribution:
+    return get_object_or_404(Distribution.objects.filter(cooperative=cooperative), pk=pk)

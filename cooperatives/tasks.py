@@ -1,0 +1,75 @@
+"""Celery tasks: they take ids, look the rows up, return quietly when the
+rows are gone, and call services or send mail."""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from sun_commune.mail import send_to_user
+
+log = logging.getLogger(__name__)
+
+
+@shared_task
+def check_loan_repayments() -> dict:
+    """Beat, daily: remind the managers of every unpaid installment falling
+    due within COOP_LOAN_REMINDER_DAYS, and flag every one past its due date.
+    Each installment is reminded and flagged once (conditional updates in
+    the services), so a second run, or two at once, sends nothing twice."""
+    from . import services
+    from .models import LoanInstallment
+
+    today = timezone.localdate()
+    horizon = today + timedelta(days=settings.COOP_LOAN_REMINDER_DAYS)
+    open_installments = LoanInstallment.objects.filter(paid_on__isnull=True)
+    reminded = flagged = 0
+    to_remind = open_installments.filter(reminded_at__isnull=True, due_on__lte=horizon, due_on__gte=today)
+    for installment_id in to_remind.values_list("pk", flat=True).iterator(chunk_size=1000):
+        reminded += services.remind_installment(installment_id=installment_id)
+    to_flag = open_installments.filter(flagged_at__isnull=True, due_on__lt=today)
+    for installment_id in to_flag.values_list("pk", flat=True).iterator(chunk_size=1000):
+        flagged += services.flag_overdue(installment_id=installment_id)
+    if reminded or flagged:
+        log.info("loan repayments: %d reminded, %d flagged overdue", reminded, flagged)
+    return {"reminded": reminded, "flagged": flagged}
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def notify_installment(*, installment_id: int, overdue: bool) -> int:
+    """Mail the cooperative's active managers about one installment. The mail
+    names the member by number only."""
+    from .models import CooperativeManager, LoanInstallment
+
+    installment = (
+        LoanInstallment.objects.select_related("loan__cooperative", "loan__member").filter(pk=installment_id).first()
+    )
+    if installment is None or installment.paid_on:
+        return 0
+    managers = get_user_model().objects.filter(
+        pk__in=CooperativeManager.objects.filter(cooperative_id=installment.loan.cooperative_id, active=True).values(
+            "user_id"
+        ),
+        is_active=True,
+    )
+    template = "emails/coop_installment_overdue" if overdue else "emails/coop_installment_due"
+    sent = 0
+    for user in managers:
+        sent += send_to_user(user, template, {"installment": installment, "loan": installment.loan})
+    return sent
+
+
+@shared_task
+def pay_distribution(*, distribution_id: int, by_id: int | None, note: str = "") -> int:
+    """Record every unpaid line of an approved distribution (each line once;
+    safe to run again or after dying half-way)."""
+    from . import services
+    from .models import Distribution
+
+    if not Distribution.objects.filter(pk=distribution_id).exists():
+        return 0
+    by = get_user_model().objects.filter(pk=by_id).first() if by_id else None
+    return services.record_all_payments(by=by, distribution_id=distribution_id, note=note)
