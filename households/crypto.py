@@ -48,6 +48,15 @@ def decrypt(token: str) -> str:
     return _fernet().decrypt(token.encode()).decode()
 
 
+def encrypt_bytes(data: bytes) -> bytes:
+    """For a whole uploaded file that holds ID numbers, kept until imported."""
+    return _fernet().encrypt(data)
+
+
+def decrypt_bytes(token: bytes) -> bytes:
+    return _fernet().decrypt(bytes(token))
+
+
 def id_hash(value: str) -> str | None:
     """The keyed hash that finds a household by its exact ID number."""
     value = normalise_id(value)

@@ -7,6 +7,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -97,18 +98,23 @@ class Area(models.Model):
         return Area.objects.filter(code__in=codes, level=level).first()
 
 
+def _under(area: Area) -> Q:
+    """Households of ``area`` and everything below it: a village's by its id,
+    a larger area's through ``area_codes`` — the GIN index that also holds
+    the names, so a name within a county is one index scan."""
+    if area.level == Area.Level.VILLAGE:
+        return Q(village_id=area.pk)
+    return Q(area_codes__contains=[area.code])
+
+
 class HouseholdQuerySet(models.QuerySet):
     def within(self, area: Area):
-        if area.level == Area.Level.VILLAGE:
-            return self.filter(village_id=area.pk)
-        return self.filter(village__path__startswith=area.path)
+        return self.filter(_under(area))
 
     def within_any(self, areas):
         q = Q()
         for area in areas:
-            q |= Q(village_id=area.pk) if area.level == Area.Level.VILLAGE else Q(
-                village__path__startswith=area.path
-            )
+            q |= _under(area)
         return self.filter(q) if areas else self.none()
 
 
@@ -181,6 +187,11 @@ class Household(models.Model):
     # donations.search): a name search of one, two or more characters is one
     # GIN lookup on a register of millions. Only staff and secretaries search.
     name_terms = ArrayField(models.CharField(max_length=8), default=list, editable=False)
+    # The codes of the village and of every area above it, written by a
+    # database trigger (migration 0009) whoever inserts the row: "everything
+    # under a county" is a GIN lookup that combines with a name in one index
+    # scan (household_name_area_idx).
+    area_codes = ArrayField(models.CharField(max_length=20), default=list, editable=False)
     # Private.
     head_name = models.CharField(_("head of household (full name)"), max_length=64)
     # Encrypted at rest; found and kept unique through id_hash (households.crypto).
@@ -209,7 +220,7 @@ class Household(models.Model):
             ),
         ]
         indexes = [
-            GinIndex(fields=["name_terms"], name="household_name_idx"),
+            GinIndex(fields=["name_terms", "area_codes"], name="household_name_area_idx"),
             GinIndex(fields=["poverty_causes"], name="household_causes_idx"),
             models.Index(fields=["village", "status", "id"], name="household_village_status_idx"),
         ]
@@ -220,10 +231,18 @@ class Household(models.Model):
     def save(self, *args, **kwargs):
         self.id_number = normalise_id(self.id_number)
         self.id_hash = id_hash(self.id_number)
-        self.name_terms = name_terms(self.head_name, *getattr(self, "_member_names", ()))
+        self.name_terms = name_terms(self.head_name, *self.member_names())
         if kwargs.get("update_fields") is not None:
             kwargs["update_fields"] = {*kwargs["update_fields"], "id_hash", "name_terms"}
         super().save(*args, **kwargs)
+
+    def member_names(self) -> list[str]:
+        """The members' names for the name index: set by whoever already has
+        them (``_member_names``), else read (one query)."""
+        names = getattr(self, "_member_names", None)
+        if names is None:
+            names = list(HouseholdMember.objects.filter(household_id=self.pk).values_list("name", flat=True)) if self.pk else []
+        return names
 
     @property
     def public_label(self) -> str:
@@ -355,3 +374,149 @@ class VillageProfile(models.Model):
 
     def __str__(self):
         return str(self.village)
+
+
+class HouseholdChange(models.Model):
+    """One field of a household, or of one of its members, changed: who,
+    when, old → new. Append-only (the database refuses UPDATE and DELETE).
+
+    The values may be private (a name, an ID number, a diagnosis), so they
+    are kept encrypted like the ID number itself, as JSON of the value;
+    only the village's secretary and the bureau staff over it read them.
+    The audit entry of the same action (``audit_entry``) says from where.
+    """
+
+    class Kind(models.TextChoices):
+        CREATED = "created", _("Registered")
+        CHANGED = "changed", _("Changed")
+        CONSENT = "consent", _("Consent")
+        MEMBER_ADDED = "member_added", _("Member added")
+        MEMBER_CHANGED = "member_changed", _("Member changed")
+        MEMBER_REMOVED = "member_removed", _("Member removed")
+
+    household = models.ForeignKey(Household, on_delete=models.PROTECT, related_name="changes")
+    kind = models.CharField(_("what happened"), max_length=16, choices=Kind)
+    # The member concerned; a plain number so that it outlives the member.
+    member_id = models.BigIntegerField(null=True, blank=True)
+    field = models.CharField(_("field"), max_length=32, blank=True)
+    old_value = EncryptedTextField(_("old value"), blank=True)
+    new_value = EncryptedTextField(_("new value"), blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("who"),
+    )
+    changed_at = models.DateTimeField(_("when"), default=timezone.now)
+    audit_entry = models.ForeignKey(
+        "sun_commune.AuditEntry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("household change")
+        verbose_name_plural = _("household changes")
+        ordering = ["household", "-changed_at", "-id"]
+        indexes = [models.Index(fields=["household", "-id"], name="householdchange_household_idx")]
+
+    def __str__(self):
+        return f"{self.household_id} {self.kind} {self.field}"
+
+
+class ImportJob(models.Model):
+    """One uploaded file of households for an area, checked row by row and
+    imported in one transaction by a Celery task (households.importing).
+
+    The job row is the truth about the import: its final status is written
+    in the same transaction as the households. Progress (``phase``,
+    ``processed_rows``) is written meanwhile over a second connection, so the
+    page can show it while the import transaction is still open. The file
+    itself holds ID numbers: it is kept encrypted and emptied once the job
+    is finished.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Waiting to start")
+        RUNNING = "running", _("Running")
+        INVALID = "invalid", _("Errors found: nothing imported")
+        DONE = "done", _("Imported")
+        FAILED = "failed", _("Failed: nothing imported")
+
+    class Phase(models.TextChoices):
+        READING = "reading", _("Reading the file")
+        CHECKING = "checking", _("Checking each row")
+        IMPORTING = "importing", _("Importing")
+        FINISHED = "finished", _("Finished")
+
+    FINAL = (Status.INVALID, Status.DONE, Status.FAILED)
+
+    area = models.ForeignKey(Area, on_delete=models.PROTECT, related_name="+", verbose_name=_("area"))
+    filename = models.CharField(_("file"), max_length=255)
+    content = models.BinaryField(editable=False, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED)
+    phase = models.CharField(_("phase"), max_length=16, choices=Phase, default=Phase.READING)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(_("households imported"), default=0)
+    member_count = models.PositiveIntegerField(_("members imported"), default=0)
+    skipped_count = models.PositiveIntegerField(_("already registered"), default=0)
+    error_count = models.PositiveIntegerField(_("errors"), default=0)
+    # [{"sheet": ..., "row": n, "column": ..., "message": ...}], the first
+    # ERRORS_KEPT of them; never a value from the file.
+    errors = models.JSONField(default=list, blank=True)
+    notes = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    # The uploader's language: the report's messages are written in it.
+    language = models.CharField(max_length=8, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("household import")
+        verbose_name_plural = _("household imports")
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.pk} {self.filename} {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINAL
+
+    @property
+    def percent(self) -> int:
+        """Reading and checking are the first half of the work, importing the second."""
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total_rows:
+            return 0
+        share = min(self.processed_rows, self.total_rows) * 50 // self.total_rows
+        return share + (50 if self.phase == self.Phase.IMPORTING else 0)
+
+
+class VillageFigures(models.Model):
+    """A village's register in numbers, for the reports: computed by a Celery
+    task (nightly, after an import, or when staff ask) so that a report over a
+    province sums ten thousand village rows instead of two million households.
+
+    ``by_status`` and ``by_cause``: {code: households}. ``income``: per year
+    (as a string), the households with income recorded that year, their
+    people and total; and the same for those of them that also have income
+    recorded the year before (``both_*``), the base of "so many households,
+    so much more on average".
+    """
+
+    village = models.OneToOneField(Area, on_delete=models.CASCADE, primary_key=True, related_name="figures")
+    households = models.PositiveIntegerField(default=0)
+    persons = models.PositiveIntegerField(default=0)
+    by_status = models.JSONField(default=dict)
+    by_cause = models.JSONField(default=dict)
+    income = models.JSONField(default=dict)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("village figures")
+        verbose_name_plural = _("village figures")
+
+    def __str__(self):
+        return f"{self.village_id}: {self.households}"
