@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Donor, Need, Pledge
+from .models import Donor, Need, Pairing, PairingInstallment, PairingUpdate, Pledge
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -35,4 +35,23 @@ class NeedAdmin(ReadOnlyAdmin):
 class PledgeAdmin(ReadOnlyAdmin):
     list_display = ["pk", "need", "donor", "status", "created_at"]
     list_filter = ["status"]
+    show_full_result_count = False
+
+
+@admin.register(Pairing)
+class PairingAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "donor", "village", "household", "commitment", "status", "start_date", "end_date"]
+    list_filter = ["status", "commitment"]
+    show_full_result_count = False
+
+
+@admin.register(PairingInstallment)
+class PairingInstallmentAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "pairing", "period", "need", "pledge", "created_at"]
+    show_full_result_count = False
+
+
+@admin.register(PairingUpdate)
+class PairingUpdateAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "pairing", "created_by", "created_at"]
     show_full_result_count = False

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from households.models import Area, Household
 
-from .models import Donor, LedgerTransaction, Need
+from .models import Donor, LedgerTransaction, Need, Pairing
 from .photos import clean_photo
 
 
@@ -304,3 +304,100 @@ class FundReportForm(forms.Form):
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             self.add_error("date_to", _("The end comes before the start."))
         return data
+
+
+# --- Pairing ------------------------------------------------------------------
+
+
+class PairingTermsForm(forms.Form):
+    """What a pairing commits to: money each month, or goods each season."""
+
+    commitment = forms.ChoiceField(
+        label=_("Commitment"), choices=Pairing.Commitment.choices, widget=forms.RadioSelect, initial="money"
+    )
+    amount = forms.DecimalField(
+        label=_("Amount each month (yuan)"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2, required=False
+    )
+    item = forms.CharField(label=_("Item"), max_length=80, required=False, help_text=_("Goods only: for example 大米."))
+    quantity = forms.IntegerField(label=_("Quantity each season"), min_value=1, required=False)
+    unit = forms.CharField(label=_("Unit"), max_length=16, required=False, help_text=_("For example 袋, kg."))
+    unit_price = forms.DecimalField(
+        label=_("Estimated unit price (yuan)"),
+        min_value=Decimal("0"),
+        max_digits=14,
+        decimal_places=2,
+        required=False,
+        help_text=_("Goods only: an estimate, for the declared value."),
+    )
+    start_date = forms.DateField(label=_("Starts on"), widget=forms.DateInput(attrs={"type": "date"}))
+    end_date = forms.DateField(
+        label=_("Ends on (optional)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Leave empty for a pairing without a set end; either side can end it."),
+    )
+    message = forms.CharField(
+        label=_("Message (optional)"), max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    TERMS = ("commitment", "amount", "item", "quantity", "unit", "unit_price", "start_date", "end_date", "message")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["start_date"].initial = timezone.localdate()
+
+    def clean_start_date(self):
+        start = self.cleaned_data["start_date"]
+        if start < timezone.localdate():
+            raise forms.ValidationError(_("The start cannot be in the past."))
+        return start
+
+    def clean(self):
+        data = super().clean()
+        if data.get("commitment") == Pairing.Commitment.MONEY:
+            data["item"], data["quantity"], data["unit"], data["unit_price"] = "", None, "", None
+            if not data.get("amount"):
+                self.add_error("amount", _("Enter the amount given each month."))
+        elif data.get("commitment") == Pairing.Commitment.GOODS:
+            data["amount"] = None
+            if not data.get("item"):
+                self.add_error("item", _("Name the item given each season."))
+            if not data.get("quantity"):
+                self.add_error("quantity", _("Enter a quantity of at least 1."))
+        start, end = data.get("start_date"), data.get("end_date")
+        if start and end and end < start:
+            self.add_error("end_date", _("The end comes before the start."))
+        return data
+
+    def terms(self) -> dict:
+        return {name: self.cleaned_data[name] for name in self.TERMS}
+
+
+class PairingInviteForm(PairingTermsForm):
+    donor = forms.CharField(label=_("Donor's username or e-mail"), max_length=254)
+    household = forms.ModelChoiceField(label=_("Household"), queryset=Household.objects.none(), required=False)
+
+    field_order = ["donor", "household"]
+
+    def __init__(self, *args, village: Area, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["household"].queryset = Household.objects.filter(village=village).order_by("id")
+        self.fields["household"].empty_label = _("— the whole village —")
+        self.fields["household"].label_from_instance = lambda h: f"{h.public_label} · {h.head_name}"
+
+
+class PairingUpdateForm(forms.Form):
+    text = forms.CharField(label=_("What happened"), max_length=2000, widget=forms.Textarea(attrs={"rows": 4}))
+    photo = forms.ImageField(
+        label=_("Photo (optional)"),
+        required=False,
+        help_text=_("Shown to the donor only while the household agrees to show photos of it."),
+    )
+
+    def clean_photo(self):
+        photo = self.cleaned_data.get("photo")
+        return clean_photo(photo) if photo else None
+
+
+class PairingReasonForm(forms.Form):
+    reason = forms.CharField(label=_("Reason (optional)"), max_length=500, required=False)

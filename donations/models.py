@@ -6,6 +6,8 @@ constraints make over-pledging impossible in PostgreSQL itself, whatever the
 Python code does.
 """
 
+import calendar
+import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -175,6 +177,8 @@ class Need(models.Model):
             models.Index(fields=["township", "status", "-published_at", "-id"], name="need_township_idx"),
             models.Index(fields=["village", "status", "-published_at", "-id"], name="need_village_idx"),
             models.Index(fields=["category", "status", "-published_at", "-id"], name="need_category_idx"),
+            # The home page's "recently fulfilled" (without it, a sort of every fulfilled need).
+            models.Index(fields=["status", "-fulfilled_at", "-id"], name="need_fulfilled_idx"),
             GinIndex(fields=["search_terms"], name="need_search_idx"),
         ]
         constraints = [
@@ -581,3 +585,214 @@ class LedgerCheck(models.Model):
 
     class Meta:
         ordering = ["-ran_at"]
+
+
+# --- Pairing: a donor's long-term support of a household or a village ----------
+
+
+def period_of(day, commitment: str) -> str:
+    """The period an installment belongs to: "2026-12" for a monthly money
+    commitment, "2026-Q4" for a seasonal goods one (calendar quarters)."""
+    if commitment == Pairing.Commitment.GOODS:
+        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+    return f"{day.year}-{day.month:02d}"
+
+
+def period_end(day, commitment: str):
+    """The last day of the period that ``day`` falls in."""
+    last_month = (day.month - 1) // 3 * 3 + 3 if commitment == Pairing.Commitment.GOODS else day.month
+    return datetime.date(day.year, last_month, calendar.monthrange(day.year, last_month)[1])
+
+
+class PairingQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(status__in=Pairing.OPEN_STATUSES)
+
+    def active(self):
+        return self.filter(status=Pairing.Status.ACTIVE)
+
+
+class Pairing(models.Model):
+    """A donor's standing commitment to one household (or a whole village):
+    so much money each month, or so many goods each season. While active, a
+    beat job turns each period's commitment into a published need of the
+    household and a pledge of the donor (a ``PairingInstallment``), which then
+    follows the ordinary pledge flow."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("Requested by the donor")
+        INVITED = "invited", _("Invited by the village")
+        ACTIVE = "active", _("Active")
+        DECLINED = "declined", _("Declined")
+        ENDED = "ended", _("Ended")
+
+    class Commitment(models.TextChoices):
+        MONEY = "money", _("Money each month")
+        GOODS = "goods", _("Goods each season")
+
+    PENDING_STATUSES = (Status.REQUESTED, Status.INVITED)
+    OPEN_STATUSES = (Status.REQUESTED, Status.INVITED, Status.ACTIVE)
+
+    donor = models.ForeignKey(Donor, on_delete=models.PROTECT, related_name="pairings", verbose_name=_("donor"))
+    household = models.ForeignKey(
+        "households.Household",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="pairings",
+        verbose_name=_("household"),
+    )
+    # Always set: the household's village for a household pairing. The
+    # township and county are copied for the statistics' GROUP BY.
+    village = models.ForeignKey(Area, on_delete=models.PROTECT, related_name="pairings", verbose_name=_("village"))
+    township = models.ForeignKey(Area, on_delete=models.PROTECT, related_name="+", editable=False)
+    county = models.ForeignKey(Area, on_delete=models.PROTECT, related_name="+", editable=False)
+    status = models.CharField(_("status"), max_length=16, choices=Status)
+    message = models.CharField(_("message"), max_length=500, blank=True)
+    start_date = models.DateField(_("starts on"))
+    end_date = models.DateField(_("ends on"), null=True, blank=True)
+
+    commitment = models.CharField(_("commitment"), max_length=8, choices=Commitment)
+    amount = models.DecimalField(_("amount each month (yuan)"), null=True, blank=True, **MONEY)
+    item = models.CharField(_("item"), max_length=80, blank=True)
+    quantity = models.PositiveIntegerField(_("quantity each season"), null=True, blank=True)
+    unit = models.CharField(_("unit"), max_length=16, blank=True)
+    unit_price = models.DecimalField(_("estimated unit price (yuan)"), null=True, blank=True, **MONEY)
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # The secretary who agreed for the village (invited, or accepted the
+    # request): the installments' needs are posted in their name.
+    secretary = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    ended_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+
+    objects = PairingQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("pairing")
+        verbose_name_plural = _("pairings")
+        indexes = [
+            models.Index(fields=["donor", "-created_at", "-id"], name="pairing_donor_idx"),
+            models.Index(fields=["village", "status", "-created_at", "-id"], name="pairing_village_idx"),
+            models.Index(fields=["status", "start_date"], name="pairing_status_idx"),
+            models.Index(fields=["status", "county", "township"], name="pairing_area_stats_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(commitment="money", amount__gt=0, quantity__isnull=True)
+                    | (Q(commitment="goods", quantity__gt=0, amount__isnull=True) & ~Q(item=""))
+                ),
+                name="pairing_commitment_has_its_figures",
+            ),
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")), name="pairing_ends_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(unit_price__isnull=True) | Q(unit_price__gte=0), name="pairing_unit_price_not_negative"
+            ),
+            # One open pairing of a donor with a household, or with a village
+            # as a whole: a double click or two tabs cannot make a second.
+            models.UniqueConstraint(
+                fields=["donor", "household"],
+                condition=Q(household__isnull=False, status__in=["requested", "invited", "active"]),
+                name="pairing_one_open_per_household",
+            ),
+            models.UniqueConstraint(
+                fields=["donor", "village"],
+                condition=Q(household__isnull=True, status__in=["requested", "invited", "active"]),
+                name="pairing_one_open_per_village",
+            ),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.donor} · {self.for_label}"
+
+    @property
+    def for_label(self) -> str:
+        """Who is supported, as anyone may see it."""
+        if self.household_id:
+            return self.household.public_label
+        return str(_("The whole village"))
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in self.PENDING_STATUSES
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    @property
+    def is_money(self) -> bool:
+        return self.commitment == self.Commitment.MONEY
+
+    def photos_visible_to_donor(self) -> bool:
+        """A household's photos reach the donor only while it consents; read
+        at every view, so that a withdrawal hides them at once."""
+        return self.household_id is None or self.household.photo_consent
+
+    def period_of(self, day) -> str:
+        return period_of(day, self.commitment)
+
+    def is_due_on(self, day) -> bool:
+        return (
+            self.status == self.Status.ACTIVE
+            and self.start_date <= day
+            and (self.end_date is None or day <= self.end_date)
+        )
+
+
+class PairingInstallment(models.Model):
+    """One period's commitment of a pairing, made into a need and a pledge.
+    The unique (pairing, period) makes it exactly once, whatever the beat does."""
+
+    pairing = models.ForeignKey(Pairing, on_delete=models.PROTECT, related_name="installments")
+    period = models.CharField(max_length=8)
+    need = models.OneToOneField(
+        Need, on_delete=models.PROTECT, null=True, blank=True, related_name="pairing_installment"
+    )
+    pledge = models.OneToOneField(
+        Pledge, on_delete=models.PROTECT, null=True, blank=True, related_name="pairing_installment"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("pairing installment")
+        verbose_name_plural = _("pairing installments")
+        indexes = [models.Index(fields=["pairing", "-created_at", "-id"], name="pairing_installment_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["pairing", "period"], name="pairing_installment_once_per_period")
+        ]
+
+    def __str__(self):
+        return f"{self.pairing_id} {self.period}"
+
+
+class PairingUpdate(models.Model):
+    """News from the village for the donor: a text, and a photo that the
+    donor sees only while the household consents to photos."""
+
+    pairing = models.ForeignKey(Pairing, on_delete=models.PROTECT, related_name="updates")
+    text = models.TextField(_("text"), max_length=2000)
+    photo = models.ImageField(_("photo"), upload_to="pairings/%Y/%m/", blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("pairing update")
+        verbose_name_plural = _("pairing updates")
+        indexes = [models.Index(fields=["pairing", "-created_at", "-id"], name="pairing_update_idx")]
+
+    def __str__(self):
+        return f"{self.pairing_id} {self.created_at:%Y-%m-%d}"

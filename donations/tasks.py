@@ -2,13 +2,16 @@
 rows are gone, and call services or send mail."""
 
 import logging
+from datetime import date
 
 from celery import shared_task
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from sun_commune.errors import ActionRefused
 from sun_commune.mail import send_to_user
 
-from .models import Need, Pledge
+from .models import Need, Pairing, PairingInstallment, Pledge, period_of
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +21,8 @@ def notify_need_reviewed(*, need_id: int) -> None:
     need = Need.objects.select_related("created_by", "village").filter(pk=need_id).first()
     if need is None or need.status not in (Need.Status.PUBLISHED, Need.Status.REJECTED):
         return
+    if need.status == Need.Status.PUBLISHED and need.reviewed_by_id is None:
+        return  # a pairing's installment, published by the pairing rather than the bureau
     send_to_user(need.created_by, "emails/need_reviewed", {"need": need})
 
 
@@ -90,3 +95,88 @@ def check_ledger() -> bool:
     for user in staff:
         send_to_user(user, "emails/ledger_check_failed", {"check": check})
     return False
+
+
+# --- Pairing ----------------------------------------------------------------
+
+PAIRING_EVENT_STATUS = {
+    "requested": Pairing.Status.REQUESTED,
+    "invited": Pairing.Status.INVITED,
+    "accepted": Pairing.Status.ACTIVE,
+    "declined": Pairing.Status.DECLINED,
+    "ended": Pairing.Status.ENDED,
+    "update": None,
+}
+
+
+def village_secretaries(village_id: int):
+    from django.contrib.auth import get_user_model
+
+    return (
+        get_user_model()
+        .objects.filter(
+            role_grants__role="secretary", role_grants__area_id=village_id, role_grants__active=True, is_active=True
+        )
+        .distinct()
+    )
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def notify_pairing(*, pairing_id: int, event: str, to: str) -> None:
+    """Mail one side of a pairing (``to``: "donor" or "village") that
+    ``event`` happened. Returns quietly when the pairing is gone or has
+    moved on. Mail to the donor carries only public facts of the household:
+    its public label and its village."""
+    pairing = (
+        Pairing.objects.select_related("donor__user", "household", "village", "township", "county")
+        .filter(pk=pairing_id)
+        .first()
+    )
+    if pairing is None or event not in PAIRING_EVENT_STATUS:
+        return
+    expected = PAIRING_EVENT_STATUS[event]
+    if expected is not None and pairing.status != expected:
+        return
+    template = f"emails/pairing_{event}"
+    if to == "donor":
+        send_to_user(pairing.donor.user, template, {"pairing": pairing, "for_donor": True})
+    else:
+        for user in village_secretaries(pairing.village_id):
+            send_to_user(user, template, {"pairing": pairing, "for_donor": False})
+
+
+@shared_task
+def create_pairing_pledges(today: str | None = None) -> int:
+    """Beat (hourly): end the active pairings whose end date has passed, then
+    make this period's installment (a need and the donor's pledge) of every
+    active pairing that has none yet, one transaction each. Safe to run twice
+    or at once: the service locks each pairing and the installment's period
+    is unique. ``today`` (ISO date) is for tests and catching up by hand."""
+    from . import services
+
+    day = date.fromisoformat(today) if today else timezone.localdate()
+    ran_out = Pairing.objects.active().filter(end_date__lt=day).values_list("pk", flat=True)
+    for pairing_id in ran_out.iterator(chunk_size=1000):
+        services.end_pairing(pairing_id=pairing_id, by=None, side=None, today=day)
+    installments = PairingInstallment.objects.filter(pairing=OuterRef("pk"))
+    has_month = Exists(installments.filter(period=period_of(day, Pairing.Commitment.MONEY)))
+    has_season = Exists(installments.filter(period=period_of(day, Pairing.Commitment.GOODS)))
+    due = (
+        Pairing.objects.active()
+        .filter(start_date__lte=day)
+        .filter(Q(end_date__isnull=True) | Q(end_date__gte=day))
+        .filter((Q(commitment=Pairing.Commitment.MONEY) & ~has_month) | (Q(commitment=Pairing.Commitment.GOODS) & ~has_season))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    made = 0
+    for pairing_id in due.iterator(chunk_size=1000):
+        try:
+            if services.create_pairing_installment(pairing_id=pairing_id, today=day) is not None:
+                made += 1
+        except ActionRefused as refusal:
+            # Rolled back whole; the next run tries again. Only ids in the log.
+            log.warning("pairing %d: no installment for %s: %s", pairing_id, day, refusal.message)
+    if made:
+        log.info("made %d pairing installments", made)
+    return made

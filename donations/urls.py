@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import ledger_views, views
+from . import ledger_views, pairing_views, views
 
 app_name = "donations"
 
@@ -44,4 +44,20 @@ urlpatterns = [
     path("bureau/ledger/<int:pk>/reverse/", ledger_views.transaction_reverse, name="transaction-reverse"),
     path("bureau/ledger/<int:pk>/voucher/", ledger_views.voucher_download, name="voucher-download"),
     path("bureau/ledger/report/", ledger_views.fund_report_view, name="fund-report"),
+    # Pairing: donors, the village's secretary, the public statistics.
+    path("my/pairings/", pairing_views.my_pairings, name="my-pairings"),
+    path("my/pairings/<int:pk>/", pairing_views.pairing_detail, name="pairing-detail"),
+    path("my/pairings/<int:pk>/accept/", pairing_views.pairing_accept, name="pairing-accept"),
+    path("my/pairings/<int:pk>/decline/", pairing_views.pairing_decline, name="pairing-decline"),
+    path("my/pairings/<int:pk>/end/", pairing_views.pairing_end, name="pairing-end"),
+    path("pairings/request/", pairing_views.pairing_request, name="pairing-request"),
+    path("pairings/stats/", pairing_views.pairing_stats, name="pairing-stats"),
+    path("pairings/updates/<int:pk>/photo/", pairing_views.pairing_update_photo, name="pairing-update-photo"),
+    path("village/pairings/", pairing_views.village_pairings, name="village-pairings"),
+    path("village/pairings/invite/", pairing_views.pairing_invite, name="pairing-invite"),
+    path("village/pairings/<int:pk>/", pairing_views.village_pairing_detail, name="village-pairing-detail"),
+    path("village/pairings/<int:pk>/accept/", pairing_views.village_pairing_accept, name="village-pairing-accept"),
+    path("village/pairings/<int:pk>/decline/", pairing_views.village_pairing_decline, name="village-pairing-decline"),
+    path("village/pairings/<int:pk>/end/", pairing_views.village_pairing_end, name="village-pairing-end"),
+    path("village/pairings/<int:pk>/update/", pairing_views.pairing_update_create, name="pairing-update-create"),
 ]

@@ -17,9 +17,11 @@ from django.views.decorators.http import require_POST
 
 from sun_commune.access import donor_required, secretary_required, staff_required
 from sun_commune.errors import ActionRefused
+from sun_commune.fragments import render_many
 from sun_commune.pagination import keyset_page
 
 from . import access, ledger_views, publication, search, services
+from .cards import for_cards, need_cards
 from .forms import (
     ConfirmReceiptForm,
     DonorProfileForm,
@@ -44,6 +46,7 @@ SHOW = {
     "fulfilled": (Need.Status.FULFILLED, Need.Status.CLOSED),
 }
 PAGE_SIZE = 20
+FILTERS_SECONDS = 600
 
 
 # --- The public supermarket -------------------------------------------------
@@ -51,7 +54,7 @@ PAGE_SIZE = 20
 
 def supermarket(request):
     form = SupermarketFilterForm(request.GET or None)
-    needs = Need.objects.select_related("village", "township", "county", "household")
+    needs = for_cards(Need.objects.all())
     sort, show = "newest", "open"
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
@@ -71,7 +74,19 @@ def supermarket(request):
     needs = needs.filter(status__in=SHOW[show])
     order, descending = SORTS[sort]
     page = keyset_page(needs, order=order, descending=descending, cursor=request.GET.get("after"), size=PAGE_SIZE)
-    return render(request, "donations/supermarket.html", {"form": form, "page": page, "sort": sort})
+    page.rows = need_cards(page.rows)
+    # The filters, with their lists of areas, cost more to render than the
+    # page's queries: rendered once for each set of parameters (an area added
+    # appears within FILTERS_SECONDS).
+    [filters] = render_many(
+        [form],
+        "donations/supermarket_filters.html",
+        name="supermarket-filters",
+        shows=lambda _form: sorted((k, v) for k, v in request.GET.lists() if k != "after"),
+        context="form",
+        seconds=FILTERS_SECONDS,
+    )
+    return render(request, "donations/supermarket.html", {"form": form, "filters": filters, "page": page, "sort": sort})
 
 
 def need_detail(request, pk):
@@ -163,7 +178,10 @@ def donor_register(request):
 
 @donor_required
 def my_pledges(request):
-    pledges = Pledge.objects.filter(donor__user=request.user).select_related("need__village", "need__household")
+    # By the donor's id (loaded by donor_required), not through a join on the
+    # user: the index (donor, -created_at, -id) then gives the page in order,
+    # whatever the number of the donor's pledges.
+    pledges = Pledge.objects.filter(donor=request.user.donor_profile).select_related("need__village", "need__household")
     page = keyset_page(pledges, order=("created_at", "id"), descending=True, cursor=request.GET.get("after"), size=PAGE_SIZE)
     return render(request, "donations/my_pledges.html", {"page": page})
 
@@ -218,16 +236,20 @@ def pledge_photo(request, pk):
     """The photo of a gift that arrived: for its donor, the village's
     secretary and staff over the village; never public (it may show a home)."""
     user = request.user
-    pledge = get_object_or_404(Pledge.objects.select_related("need"), pk=pk)
+    pledge = get_object_or_404(Pledge.objects.select_related("need__household", "donor"), pk=pk)
+    household = pledge.need.household
+    # The donor sees it only while the household consents to photos (a
+    # village need has no household to ask); withdrawal hides it at once.
+    donor_may = pledge.donor.user_id == user.pk and (household is None or household.photo_consent)
     allowed = (
-        pledge.donor.user_id == user.pk
+        donor_may
         or access.needs_for_secretary(user).filter(pk=pledge.need_id).exists()
         or access.needs_for_staff(user).filter(pk=pledge.need_id).exists()
     )
     if not allowed or not pledge.photo:
         raise Http404
     response = FileResponse(pledge.photo.open("rb"), content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = "private, no-store"
     return response
 
 

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "sun_commune",
     "households",
     "donations",
+    "cooperatives",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -215,6 +216,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 NEED_EXPIRY_INTERVAL_SECONDS = int(os.environ.get("NEED_EXPIRY_INTERVAL_SECONDS", "3600"))
+# How often the beat makes pairings' installments (each period's need and pledge) that are due.
+PAIRING_INTERVAL_SECONDS = int(os.environ.get("PAIRING_INTERVAL_SECONDS", "3600"))
 
 def _beat_schedule():
     from celery.schedules import crontab
@@ -223,6 +226,13 @@ def _beat_schedule():
         "expire-needs": {"task": "donations.tasks.expire_overdue_needs", "schedule": NEED_EXPIRY_INTERVAL_SECONDS},
         "publish-ledger": {"task": "donations.tasks.publish_ledger", "schedule": LEDGER_PUBLISH_INTERVAL_SECONDS},
         "check-ledger": {"task": "donations.tasks.check_ledger", "schedule": crontab(hour=LEDGER_CHECK_HOUR, minute=17)},
+        "pairing-pledges": {"task": "donations.tasks.create_pairing_pledges", "schedule": PAIRING_INTERVAL_SECONDS},
+        "check-loan-repayments": {
+            "task": "cooperatives.tasks.check_loan_repayments",
+            "schedule": crontab(hour=COOP_LOAN_CHECK_HOUR, minute=7),
+        },
+        # The village figures behind the register's reports, counted again nightly.
+        "register-figures": {"task": "households.tasks.refresh_register_figures", "schedule": crontab(hour=3, minute=37)},
     }
 
 # --- The public ledger ------------------------------------------------------------
@@ -242,6 +252,12 @@ if not LEDGER_SIGNING_KEY:
 LEDGER_PUBLISH_INTERVAL_SECONDS = int(os.environ.get("LEDGER_PUBLISH_INTERVAL_SECONDS", "60"))
 LEDGER_BATCH_MAX = int(os.environ.get("LEDGER_BATCH_MAX", "50000"))
 LEDGER_CHECK_HOUR = int(os.environ.get("LEDGER_CHECK_HOUR", "2"))
+
+# --- Cooperatives ------------------------------------------------------------------
+
+# Days before a loan repayment falls due that its cooperative's managers are reminded.
+COOP_LOAN_REMINDER_DAYS = int(os.environ.get("COOP_LOAN_REMINDER_DAYS", "7"))
+COOP_LOAN_CHECK_HOUR = int(os.environ.get("COOP_LOAN_CHECK_HOUR", "8"))
 
 CELERY_BEAT_SCHEDULE = _beat_schedule()
 

@@ -317,3 +317,27 @@ def test_all_the_money_arriving_fulfils_the_need(money_need_a, donor, county_rev
     services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="1000.00", reference="ABC-1")
 
     assert counters(money_need_a)[0] == Need.Status.FULFILLED
+
+
+def test_the_donor_sees_a_household_arrival_photo_only_while_the_household_consents(
+    areas, donor, secretary_a, county_reviewer, client_of
+):
+    from households.services import create_household, record_consent
+
+    from .factories import published_need
+
+    household = create_household(
+        by=secretary_a, village=areas.village_a, head_name="黄国基", photo_consent=True, consent_basis="signed form"
+    )
+    need = published_need(village=areas.village_a, by=secretary_a, reviewer=county_reviewer, household=household)
+    p = pledge(need, donor, 1)
+    upload = SimpleUploadedFile("arrival.png", png_with_exif(), content_type="image/png")
+    client_of(secretary_a).post(reverse("donations:pledge-confirm", args=[p.pk]), {"quantity": "1", "photo": upload})
+    url = reverse("donations:pledge-photo", args=[p.pk])
+    assert client_of(donor).get(url).status_code == 200
+
+    record_consent(by=secretary_a, household_id=household.pk, subject="photo", granted=False, basis="asked to stop")
+
+    assert client_of(donor).get(url).status_code == 404
+    assert client_of(secretary_a).get(url).status_code == 200  # the village still keeps its record
+    assert url not in client_of(donor).get(reverse("donations:my-pledges")).content.decode()

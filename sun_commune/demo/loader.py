@@ -31,6 +31,7 @@ from django.contrib.auth.hashers import make_password
 from django.db.models import Count
 from django.utils import timezone
 
+from cooperatives import demo as cooperatives_demo
 from donations import services as donation_services
 from donations.models import Donor, Need, Pledge
 from households import services as household_services
@@ -546,6 +547,7 @@ class DemoLoader:
         self.load_donors()
         self.load_households()
         self.load_needs()
+        cooperatives_demo.load(self)
         return self.created
 
     # Areas -------------------------------------------------------------------
