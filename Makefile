@@ -1,6 +1,7 @@
 # Sun Commune — the commands the README shows.
 #   make demo   install, provision PostgreSQL and Redis, migrate, load the Mianyang demo, run web + worker + beat
 #   make test   install, provision, run the whole suite (backend, a real Celery worker, browser journeys)
+#   make bench  generate a dataset (SCALE=city, or SCALE=province) and measure every page against the floor
 
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEV := DEBUG=1
 
-.PHONY: demo test install venv npm services db migrate messages lint check run clean
+.PHONY: demo test bench install venv npm services db migrate messages lint check run clean
 
 demo: install services db
 	$(DEV) $(PY) manage.py load_demo
@@ -58,6 +59,17 @@ lint: install
 
 run: install
 	$(DEV) ./ops/run-demo.sh
+
+SCALE ?= city
+
+# Generates sun_commune_bench_$(SCALE) (kept between runs; bench/generate.py --fresh rebuilds it),
+# then loads every page with wrk under gunicorn and writes bench/results*.json and the README's table.
+bench: install services
+	@if ! command -v wrk >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "Install wrk: sudo apt-get install wrk" >&2; exit 1; fi; fi
+	$(PY) bench/generate.py --scale $(SCALE)
+	$(PY) bench/run.py --scale $(SCALE)
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles var

@@ -23,6 +23,7 @@ from openpyxl import Workbook
 from households.models import Area, Household
 from sun_commune.access import staff_required
 from sun_commune.errors import ActionRefused
+from sun_commune.fragments import render_many
 from sun_commune.pagination import keyset_page
 
 from . import access, publication, services
@@ -60,10 +61,27 @@ def ledger_list(request):
         if data["date_to"]:
             entries = entries.filter(occurred_on__lte=data["date_to"])
     page = keyset_page(entries, order=("index",), descending=True, cursor=request.GET.get("after"), size=50)
+    # A published entry never changes: its row is rendered once per language
+    # (keyed by its leaf hash too, which names the line exactly).
+    rows = render_many(
+        decorate(page.rows),
+        "donations/ledger_row.html",
+        name="ledger-row",
+        shows=lambda row: (row["entry"].index, row["entry"].leaf_hash),
+        context="row",
+    )
+    [filters] = render_many(
+        [form],
+        "donations/ledger_filters.html",
+        name="ledger-filters",
+        shows=lambda _form: sorted((k, v) for k, v in request.GET.lists() if k != "after"),
+        context="form",
+        seconds=600,
+    )
     return render(
         request,
         "donations/ledger_list.html",
-        {"form": form, "page": page, "rows": decorate(page.rows), "batch": _latest_batch()},
+        {"form": form, "filters": filters, "page": page, "rows": rows, "batch": _latest_batch()},
     )
 
 
@@ -131,6 +149,16 @@ CSV_COLUMNS = [
 ]
 
 
+def _cell(value):
+    """A text cell a spreadsheet will not run as a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+TEXT_COLUMNS = {"Title", "Description", "Funding Org:Name", "Beneficiary Location:Name", "Payee"}
+
+
 class _Echo:
     def write(self, value):
         return value
@@ -142,7 +170,9 @@ def _csv_rows():
     rows = PublishedEntry.objects.order_by("index").values_list("line", flat=True)
     for line in rows.iterator(chunk_size=5000):
         data = json.loads(line)
-        yield writer.writerow([get(data) for _name, get in CSV_COLUMNS])
+        yield writer.writerow(
+            [_cell(get(data)) if name in TEXT_COLUMNS else get(data) for name, get in CSV_COLUMNS]
+        )
 
 
 @require_GET
@@ -211,29 +241,32 @@ def ledger_about(request):
     )
 
 
+NEED_TOTALS_SQL = """
+SELECT e.kind, r.kind, SUM(e.amount)
+  FROM donations_publishedentry e
+  JOIN donations_ledgertransaction t ON t.id = e.transaction_id
+  LEFT JOIN donations_ledgertransaction r ON r.id = t.reverses_id
+ WHERE e.need_id = %s
+ GROUP BY 1, 2
+"""
+
+
 def need_ledger(need: Need) -> dict:
-    """The ledger section of a need's page, from published entries only."""
-    entries = list(PublishedEntry.objects.filter(need=need).order_by("index")[:200])
-    rows = decorate(entries)
-    money_in = sum(e.amount for e in entries if e.kind in ("money_in", "allocation"))
-    goods_in = sum(e.amount for e in entries if e.kind == "goods_in")
-    spent = sum(e.amount for e in entries if e.kind == "spend")
-    returned = sum(e.amount for e in entries if e.kind == "return")
-    for row in rows:
-        if row["entry"].kind == "reversal":
-            original = next((r for r in rows if r["data"]["id"] == row["data"]["reverses"]), None)
-            if original and original["entry"].kind == "spend":
-                spent -= row["entry"].amount
-            elif original and original["entry"].kind == "allocation":
-                money_in -= row["entry"].amount
-    return {
-        "rows": rows,
-        "money_in": money_in,
-        "goods_in": goods_in,
-        "spent": spent,
-        "returned": returned,
-        "remaining": money_in - spent - returned,
-    }
+    """The ledger section of a need's page, from published entries only: the
+    totals over all of them (a reversal takes back what it reverses), and the
+    latest entries."""
+    effect = {"money_in": Decimal("0"), "goods_in": Decimal("0"), "spent": Decimal("0"), "returned": Decimal("0")}
+    into = {"money_in": "money_in", "allocation": "money_in", "goods_in": "goods_in", "spend": "spent", "return": "returned"}
+    with connection.cursor() as cursor:
+        cursor.execute(NEED_TOTALS_SQL, [need.pk])
+        for kind, reversed_kind, amount in cursor.fetchall():
+            if kind == "reversal":
+                if reversed_kind in into:
+                    effect[into[reversed_kind]] -= amount
+            elif kind in into:
+                effect[into[kind]] += amount
+    rows = decorate(PublishedEntry.objects.filter(need=need).order_by("-index")[:50])
+    return {**effect, "rows": rows, "remaining": effect["money_in"] - effect["spent"] - effect["returned"]}
 
 
 # --- Bureau staff: money in and out, audit, reports -------------------------------------
@@ -372,7 +405,7 @@ def transaction_reverse(request, pk):
 def voucher_download(request, pk):
     """The original receipt, for auditors over the area only."""
     txn = get_object_or_404(transactions_for_staff(request.user), pk=pk)
-    path = services.voucher_path(txn)
+    path = services.voucher_path(txn.voucher_sha256)
     if not txn.voucher_sha256 or not default_storage.exists(path):
         raise Http404
     return FileResponse(default_storage.open(path, "rb"), as_attachment=True, filename=f"voucher-{txn.pk}")
@@ -445,7 +478,7 @@ def _report_xlsx(report: dict) -> HttpResponse:
     categories = book.create_sheet("Money out by category")
     categories.append([_("Category"), _("Amount")])
     for label, amount in sorted(t["by_category"].items()):
-        categories.append([label, amount])
+        categories.append([str(label), amount])  # a lazy choice label is no Excel value
     funds = book.create_sheet("Funds")
     funds.append([_("Fund"), _("Need"), _("Village or area"), _("Current balance")])
     for fund in report["funds"]:

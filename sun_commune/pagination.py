@@ -48,22 +48,36 @@ def _decode(cursor: str, fields: list) -> list | None:
         values = json.loads(raw)
         if not isinstance(values, list) or len(values) != len(fields):
             return None
-        return [field.to_python(value) for field, value in zip(fields, values)]
+        return [field.to_python(value) for field, value in zip(fields, values, strict=False)]
     except (ValueError, TypeError, json.JSONDecodeError, Exception):  # noqa: BLE001 - any bad cursor
         return None
+
+
+def _after(queryset, order: tuple[str, ...], descending: bool, cursor: str | None):
+    """``queryset`` in ``order``, from the row after ``cursor``; and whether
+    the cursor was valid."""
+    fields = [queryset.model._meta.get_field(name) for name in order]
+    qs = queryset.order_by(*[f"-{name}" if descending else name for name in order])
+    after = _decode(cursor, fields) if cursor else None
+    if after is not None:
+        lookup = TupleLessThan if descending else TupleGreaterThan
+        qs = qs.filter(lookup(Tuple(*[F(name) for name in order]), after))
+    return qs, after is not None
+
+
+def keyset_window(queryset, *, order: tuple[str, ...], descending: bool, cursor: str | None, size: int):
+    """The primary keys of the next ``size`` rows of ``queryset`` after
+    ``cursor``, as a subquery: a bounded stretch of the list's index, for a
+    filter that PostgreSQL cannot estimate (see donations.views._search_page)."""
+    qs, _valid = _after(queryset, order, descending, cursor)
+    return qs.values("pk")[:size]
 
 
 def keyset_page(queryset, *, order: tuple[str, ...], descending: bool, cursor: str | None, size: int) -> Page:
     """Rows of ``queryset`` after ``cursor`` in ``order`` (field names ending
     in the primary key, all ascending or all descending)."""
-    model = queryset.model
-    fields = [model._meta.get_field(name) for name in order]
-    ordering = [f"-{name}" if descending else name for name in order]
-    qs = queryset.order_by(*ordering)
-    after = _decode(cursor, fields) if cursor else None
-    if after is not None:
-        lookup = TupleLessThan if descending else TupleGreaterThan
-        qs = qs.filter(lookup(Tuple(*[F(name) for name in order]), after))
+    fields = [queryset.model._meta.get_field(name) for name in order]
+    qs, valid = _after(queryset, order, descending, cursor)
     rows = list(qs[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
@@ -71,4 +85,4 @@ def keyset_page(queryset, *, order: tuple[str, ...], descending: bool, cursor: s
     if more and rows:
         last = rows[-1]
         next_cursor = _encode([getattr(last, field.attname) for field in fields])
-    return Page(rows=rows, next_cursor=next_cursor, is_first=after is None)
+    return Page(rows=rows, next_cursor=next_cursor, is_first=not valid)

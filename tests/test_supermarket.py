@@ -285,3 +285,22 @@ def test_review_pages_of_one_millisecond_show_each_need_once(areas, secretary_a,
         url = reverse("donations:review-list") + f"?after={page.next_cursor}"
 
     assert seen == expected
+
+
+@pytest.mark.parametrize("window", [1, 2000])
+def test_a_search_of_several_terms_finds_the_same_in_the_window_or_beyond(tv, computer, anonymous, monkeypatch, window):
+    """A search of several pairs looks first among the next needs of the list,
+    then (too few there) in the whole index: the same page either way."""
+    from donations import views
+
+    monkeypatch.setattr(views, "SEARCH_WINDOW", window)
+
+    def titles(q):
+        response = anonymous.get(reverse("donations:supermarket"), {"q": q})
+        assert response.status_code == 200
+        return {n.title for n in response.context["page"].rows}
+
+    assert titles("一台电视") == {"村里需要一台电视"}
+    assert titles("需要 电视") == {"村里需要一台电视"}
+    assert titles("上网课") == {"学校的电脑"}
+    assert titles("电视 电脑") == set()
