@@ -30,9 +30,7 @@ def get_pledge_for_secretary(user, pk) -> Pledge:
 
 
 def get_pledge_for_staff(user, pk) -> Pledge:
-    return get_object_or_404(
-        Pledge.objects.select_related("need", "donor"), pk=pk, need__in=needs_for_staff(user)
-    )
+    return get_object_or_404(Pledge.objects.select_related("need", "donor"), pk=pk, need__in=needs_for_staff(user))
 
 
 # --- Pairings -------------------------------------------------------------------

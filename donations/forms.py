@@ -75,14 +75,14 @@ class NeedForm(forms.ModelForm):
 
 
 class RejectForm(forms.Form):
-    reason = forms.CharField(
-        label=_("Reason for rejection"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
-    )
+    reason = forms.CharField(label=_("Reason for rejection"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
 
 class PledgeForm(forms.Form):
     quantity = forms.IntegerField(label=_("Quantity"), min_value=1, required=False)
-    amount = forms.DecimalField(label=_("Amount (yuan)"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2, required=False)
+    amount = forms.DecimalField(
+        label=_("Amount (yuan)"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2, required=False
+    )
     message = forms.CharField(label=_("Message to the village (optional)"), max_length=500, required=False)
 
     def __init__(self, *args, need: Need, **kwargs):
@@ -111,7 +111,9 @@ class ConfirmReceiptForm(forms.Form):
 
 
 class MoneyReceivedForm(forms.Form):
-    amount = forms.DecimalField(label=_("Amount received (yuan)"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
+    amount = forms.DecimalField(
+        label=_("Amount received (yuan)"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2
+    )
     reference = forms.CharField(label=_("Transfer reference"), max_length=64)
 
 
@@ -163,7 +165,9 @@ class SupermarketFilterForm(forms.Form):
     county = forms.ModelChoiceField(label=_("County or district"), queryset=Area.objects.none(), required=False)
     township = forms.ModelChoiceField(label=_("Town or township"), queryset=Area.objects.none(), required=False)
     village = forms.ModelChoiceField(label=_("Village"), queryset=Area.objects.none(), required=False)
-    category = forms.ChoiceField(label=_("Category"), choices=[("", _("All categories"))] + Need.Category.choices, required=False)
+    category = forms.ChoiceField(
+        label=_("Category"), choices=[("", _("All categories"))] + Need.Category.choices, required=False
+    )
     kind = forms.ChoiceField(label=_("Kind"), choices=[("", _("All kinds"))] + Need.Kind.choices, required=False)
     show = forms.ChoiceField(label=_("Show"), choices=SHOW, required=False)
     sort = forms.ChoiceField(label=_("Sort"), choices=SORTS, required=False)

@@ -93,7 +93,9 @@ def post(
         area=area,
         **fields,
     )
-    LedgerLeg.objects.bulk_create(LedgerLeg(transaction=txn, account=account, amount=amount) for account, amount in legs)
+    LedgerLeg.objects.bulk_create(
+        LedgerLeg(transaction=txn, account=account, amount=amount) for account, amount in legs
+    )
     LedgerOutbox.objects.create(transaction=txn)
     audit.record(
         actor=by,

@@ -170,9 +170,7 @@ def _csv_rows():
     rows = PublishedEntry.objects.order_by("index").values_list("line", flat=True)
     for line in rows.iterator(chunk_size=5000):
         data = json.loads(line)
-        yield writer.writerow(
-            [_cell(get(data)) if name in TEXT_COLUMNS else get(data) for name, get in CSV_COLUMNS]
-        )
+        yield writer.writerow([_cell(get(data)) if name in TEXT_COLUMNS else get(data) for name, get in CSV_COLUMNS])
 
 
 @require_GET
@@ -221,7 +219,9 @@ def public_key(request):
 
 @require_GET
 def verifier(request):
-    return FileResponse(VERIFIER.open("rb"), as_attachment=True, filename="verify_ledger.py", content_type="text/x-python")
+    return FileResponse(
+        VERIFIER.open("rb"), as_attachment=True, filename="verify_ledger.py", content_type="text/x-python"
+    )
 
 
 @require_GET
@@ -256,7 +256,13 @@ def need_ledger(need: Need) -> dict:
     totals over all of them (a reversal takes back what it reverses), and the
     latest entries."""
     effect = {"money_in": Decimal("0"), "goods_in": Decimal("0"), "spent": Decimal("0"), "returned": Decimal("0")}
-    into = {"money_in": "money_in", "allocation": "money_in", "goods_in": "goods_in", "spend": "spent", "return": "returned"}
+    into = {
+        "money_in": "money_in",
+        "allocation": "money_in",
+        "goods_in": "goods_in",
+        "spend": "spent",
+        "return": "returned",
+    }
     with connection.cursor() as cursor:
         cursor.execute(NEED_TOTALS_SQL, [need.pk])
         for kind, reversed_kind, amount in cursor.fetchall():
@@ -270,6 +276,7 @@ def need_ledger(need: Need) -> dict:
 
 
 # --- Bureau staff: money in and out, audit, reports -------------------------------------
+
 
 def transactions_for_staff(user):
     q = None
@@ -427,6 +434,7 @@ GROUP BY a.path, 2, 3
 def fund_report(area: Area, date_from: date, date_to: date) -> dict:
     """Money in, goods in and money out by category for ``area`` and each area
     directly under it, over a period; and the current balance of every fund."""
+
     def blank():
         return {"money_in": Decimal("0"), "goods_in": Decimal("0"), "money_out": Decimal("0"), "by_category": {}}
 
@@ -453,7 +461,11 @@ def fund_report(area: Area, date_from: date, date_to: date) -> dict:
         .exclude(balance=0)
         .select_related("need__village")
         .order_by("code")[:500]
-    ) + list(LedgerAccount.objects.filter(kind=LedgerAccount.Kind.POOL, area__path__startswith=area.path).select_related("area"))
+    ) + list(
+        LedgerAccount.objects.filter(kind=LedgerAccount.Kind.POOL, area__path__startswith=area.path).select_related(
+            "area"
+        )
+    )
     return {
         "area": area,
         "date_from": date_from,

@@ -139,7 +139,9 @@ class Need(models.Model):
     # Progress in thousandths of what is needed, for "closest to complete".
     progress = models.GeneratedField(
         expression=Case(
-            When(kind="money", then=Cast(Floor(F("pledged_amount") * 1000 / F("target_amount")), models.IntegerField())),
+            When(
+                kind="money", then=Cast(Floor(F("pledged_amount") * 1000 / F("target_amount")), models.IntegerField())
+            ),
             default=F("pledged_quantity") * 1000 / F("quantity"),
             output_field=models.IntegerField(),
         ),
@@ -433,7 +435,9 @@ class LedgerTransaction(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     need = models.ForeignKey(Need, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_transactions")
-    pledge = models.ForeignKey(Pledge, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_transactions")
+    pledge = models.ForeignKey(
+        Pledge, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_transactions"
+    )
     donor = models.ForeignKey(Donor, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     # Where the money belongs: the need's village, or the pool's area.
     area = models.ForeignKey(Area, on_delete=models.PROTECT, related_name="+")
@@ -447,9 +451,7 @@ class LedgerTransaction(models.Model):
     # The receipt's scan is stored at vouchers/<id>-<hash prefix>, for
     # auditors only; the public sees that it exists and its SHA-256.
     voucher_sha256 = models.CharField(max_length=64, blank=True)
-    reverses = models.OneToOneField(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by"
-    )
+    reverses = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by")
 
     class Meta:
         verbose_name = _("ledger transaction")
@@ -479,6 +481,9 @@ class LedgerLeg(models.Model):
         constraints = [models.CheckConstraint(condition=~Q(amount=0), name="ledger_leg_not_zero")]
         indexes = [models.Index(fields=["account", "transaction"], name="ledger_leg_account_idx")]
 
+    def __str__(self):
+        return f"{self.account_id} {self.amount}"
+
 
 class LedgerOutbox(models.Model):
     """Transactions not yet published, written in the same database transaction
@@ -487,6 +492,9 @@ class LedgerOutbox(models.Model):
     found, and each is published exactly once."""
 
     transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, primary_key=True)
+
+    def __str__(self):
+        return f"pending {self.transaction_id}"
 
 
 class LedgerBatch(models.Model):
@@ -507,6 +515,9 @@ class LedgerBatch(models.Model):
         verbose_name = _("ledger batch")
         verbose_name_plural = _("ledger batches")
         constraints = [models.UniqueConstraint(fields=["tree_size"], name="ledger_batch_size_unique")]
+
+    def __str__(self):
+        return f"batch {self.number} ({self.tree_size})"
 
     def checkpoint(self) -> dict:
         return {
@@ -539,11 +550,16 @@ class PublishedEntry(models.Model):
         verbose_name = _("published ledger entry")
         verbose_name_plural = _("published ledger entries")
         indexes = [
-            models.Index(fields=["area_path", "index"], name="ledger_pub_area_idx", opclasses=["varchar_pattern_ops", "int8_ops"]),
+            models.Index(
+                fields=["area_path", "index"], name="ledger_pub_area_idx", opclasses=["varchar_pattern_ops", "int8_ops"]
+            ),
             models.Index(fields=["need", "index"], name="ledger_pub_need_idx"),
             models.Index(fields=["kind", "index"], name="ledger_pub_kind_idx"),
             models.Index(fields=["occurred_on", "index"], name="ledger_pub_date_idx"),
         ]
+
+    def __str__(self):
+        return f"entry {self.index}"
 
 
 class MerkleNode(models.Model):
@@ -557,6 +573,9 @@ class MerkleNode(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["height", "position"], name="merkle_node_unique")]
 
+    def __str__(self):
+        return f"node {self.height}/{self.position}"
+
 
 class AreaLedgerTotal(models.Model):
     """Published totals per area (each entry counted in its area and every
@@ -568,6 +587,9 @@ class AreaLedgerTotal(models.Model):
     goods_in = models.DecimalField(default=Decimal("0.00"), **MONEY)
     money_out = models.DecimalField(default=Decimal("0.00"), **MONEY)
     entries = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"totals of {self.area_id}"
 
     @property
     def total_in(self) -> Decimal:
@@ -586,6 +608,9 @@ class LedgerCheck(models.Model):
     class Meta:
         ordering = ["-ran_at"]
 
+    def __str__(self):
+        return f"check {self.ran_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'failed'}"
+
 
 # --- Pairing: a donor's long-term support of a household or a village ----------
 
@@ -602,6 +627,9 @@ def period_end(day, commitment: str):
     """The last day of the period that ``day`` falls in."""
     last_month = (day.month - 1) // 3 * 3 + 3 if commitment == Pairing.Commitment.GOODS else day.month
     return datetime.date(day.year, last_month, calendar.monthrange(day.year, last_month)[1])
+
+    def __str__(self):
+        return f"check {self.ran_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'failed'}"
 
 
 class PairingQuerySet(models.QuerySet):

@@ -225,7 +225,18 @@ def publish_pending(*, limit: int | None = None) -> LedgerBatch | None:
                     nodes.append((height, position, digest.hex()))
             prev = leaf.hex()
             entries.append(
-                (index, row.id, number, line.decode(), prev, row.kind, row.amount, row.occurred_on, row.need_id, row.area_path)
+                (
+                    index,
+                    row.id,
+                    number,
+                    line.decode(),
+                    prev,
+                    row.kind,
+                    row.amount,
+                    row.occurred_on,
+                    row.need_id,
+                    row.area_path,
+                )
             )
             money_in, goods_in, money_out = effect(row.kind, Decimal(row.amount), row.reverses_kind)
             for code in row.area_path.rstrip(".").split("."):
@@ -253,7 +264,18 @@ def publish_pending(*, limit: int | None = None) -> LedgerBatch | None:
         _copy(
             cursor,
             "donations_publishedentry",
-            ("index", "transaction_id", "batch_id", "line", "leaf_hash", "kind", "amount", "occurred_on", "need_id", "area_path"),
+            (
+                "index",
+                "transaction_id",
+                "batch_id",
+                "line",
+                "leaf_hash",
+                "kind",
+                "amount",
+                "occurred_on",
+                "need_id",
+                "area_path",
+            ),
             entries,
         )
         if nodes:
@@ -375,8 +397,10 @@ def _check_tree(problems: list[str]) -> int:
     expected = 0
     prev = ZERO_HASH
     with transaction.atomic():
-        rows = PublishedEntry.objects.order_by("index").values_list("index", "line", "leaf_hash").iterator(
-            chunk_size=10000
+        rows = (
+            PublishedEntry.objects.order_by("index")
+            .values_list("index", "line", "leaf_hash")
+            .iterator(chunk_size=10000)
         )
         for index, line, stored in rows:
             if index != expected:

@@ -42,7 +42,6 @@ from .models import (
 CENT = Decimal("0.01")
 
 
-
 def to_yuan(value) -> Decimal:
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
@@ -93,7 +92,9 @@ def _check_need(need: Need) -> None:
         if need.kind == Need.Kind.GOODS and not need.item:
             raise ActionRefused(_("Name the item that is needed."), field="item")
         if not need.unit:
-            need.unit = in_site_language(gettext_lazy("hours") if need.kind == Need.Kind.SERVICE else gettext_lazy("pieces"))
+            need.unit = in_site_language(
+                gettext_lazy("hours") if need.kind == Need.Kind.SERVICE else gettext_lazy("pieces")
+            )
         need.target_amount = None
         if need.unit_price is not None:
             need.unit_price = to_yuan(need.unit_price)
@@ -282,9 +283,7 @@ def pledge(*, need_id: int, donor: Donor, quantity: int | None = None, amount=No
         if amount <= 0:
             raise ActionRefused(_("Enter an amount of at least 0.01 yuan."), field="amount")
         if amount > need.remaining:
-            raise ActionRefused(
-                _("Only %(left)s yuan is still needed.") % {"left": need.remaining}, field="amount"
-            )
+            raise ActionRefused(_("Only %(left)s yuan is still needed.") % {"left": need.remaining}, field="amount")
         size = amount
         declared = amount
         quantity = None
@@ -397,11 +396,11 @@ def confirm_receipt(*, pledge_id: int, by, quantity: int, photo=None, note: str 
     if not p.is_open:
         raise ActionRefused(_("This pledge is no longer open."))
     if quantity is None or quantity < 1:
-        raise ActionRefused(_("Enter a quantity of at least 1. If nothing arrived, leave the pledge open."), field="quantity")
-    if quantity > p.quantity:
         raise ActionRefused(
-            _("Only %(n)s were pledged; enter at most %(n)s.") % {"n": p.quantity}, field="quantity"
+            _("Enter a quantity of at least 1. If nothing arrived, leave the pledge open."), field="quantity"
         )
+    if quantity > p.quantity:
+        raise ActionRefused(_("Only %(n)s were pledged; enter at most %(n)s.") % {"n": p.quantity}, field="quantity")
     old = p.status
     _arrive(need, p, by=by, arrived=quantity, status=done)
     p.receipt_note = note.strip()
@@ -911,7 +910,10 @@ def invite_donor(
         unit_price=unit_price,
     )
     audit.record(
-        actor=by, action="pairing.invited", obj=pairing, changes={"status": [None, pairing.status], **_pairing_terms(pairing)}
+        actor=by,
+        action="pairing.invited",
+        obj=pairing,
+        changes={"status": [None, pairing.status], **_pairing_terms(pairing)},
     )
     _notify_pairing(pairing, "invited", DONOR_SIDE)
     return pairing
@@ -1062,15 +1064,21 @@ def _installment_need_fields(pairing: Pairing, period: str, deadline: date) -> d
         names = {"period": period, "who": pairing.for_label, "village": pairing.village.label}
         title = _("Pairing %(period)s: %(village)s, %(who)s") % names
         if pairing.is_money:
-            description = _(
-                "Monthly support of a paired donor for %(who)s, %(village)s. "
-                "The donor pledged it in full when the period began."
-            ) % names
+            description = (
+                _(
+                    "Monthly support of a paired donor for %(who)s, %(village)s. "
+                    "The donor pledged it in full when the period began."
+                )
+                % names
+            )
         else:
-            description = _(
-                "Seasonal support of a paired donor for %(who)s, %(village)s. "
-                "The donor pledged it in full when the season began."
-            ) % names
+            description = (
+                _(
+                    "Seasonal support of a paired donor for %(who)s, %(village)s. "
+                    "The donor pledged it in full when the season began."
+                )
+                % names
+            )
     fields = {
         "household": pairing.household,
         "title": title[:80],
@@ -1107,9 +1115,11 @@ def create_pairing_installment(*, pairing_id: int, today: date | None = None) ->
     audit entries; mail (the secretary's "published" and "new pledge") goes
     after commit."""
     today = today or timezone.localdate()
-    pairing = Pairing.objects.select_for_update(of=("self",)).select_related(
-        "donor__user", "household", "village"
-    ).get(pk=pairing_id)
+    pairing = (
+        Pairing.objects.select_for_update(of=("self",))
+        .select_related("donor__user", "household", "village")
+        .get(pk=pairing_id)
+    )
     if not pairing.is_due_on(today):
         return None
     period = pairing.period_of(today)

@@ -38,11 +38,7 @@ def notify_new_pledge(*, pledge_id: int) -> None:
 def notify_goods_received(*, pledge_id: int) -> None:
     """Tell the donor their gift arrived. Only public facts of the household
     go into this mail (its public label and village)."""
-    p = (
-        Pledge.objects.select_related("need__village", "need__household", "donor__user")
-        .filter(pk=pledge_id)
-        .first()
-    )
+    p = Pledge.objects.select_related("need__village", "need__household", "donor__user").filter(pk=pledge_id).first()
     if p is None:
         return
     send_to_user(p.donor.user, "emails/gift_received", {"pledge": p, "need": p.need})
@@ -75,7 +71,12 @@ def publish_ledger() -> int:
 
     batches = publication.publish_all()
     if batches:
-        log.info("published ledger batches %s..%s, tree size %d", batches[0].number, batches[-1].number, batches[-1].tree_size)
+        log.info(
+            "published ledger batches %s..%s, tree size %d",
+            batches[0].number,
+            batches[-1].number,
+            batches[-1].tree_size,
+        )
     return len(batches)
 
 
@@ -91,7 +92,9 @@ def check_ledger() -> bool:
         log.info("ledger check passed: %d published entries in %.1fs", check.tree_size, check.seconds)
         return True
     log.error("ledger check FAILED: %d problems", len(check.problems))
-    staff = get_user_model().objects.filter(role_grants__role="staff", role_grants__active=True, is_active=True).distinct()
+    staff = (
+        get_user_model().objects.filter(role_grants__role="staff", role_grants__active=True, is_active=True).distinct()
+    )
     for user in staff:
         send_to_user(user, "emails/ledger_check_failed", {"check": check})
     return False
@@ -165,7 +168,10 @@ def create_pairing_pledges(today: str | None = None) -> int:
         Pairing.objects.active()
         .filter(start_date__lte=day)
         .filter(Q(end_date__isnull=True) | Q(end_date__gte=day))
-        .filter((Q(commitment=Pairing.Commitment.MONEY) & ~has_month) | (Q(commitment=Pairing.Commitment.GOODS) & ~has_season))
+        .filter(
+            (Q(commitment=Pairing.Commitment.MONEY) & ~has_month)
+            | (Q(commitment=Pairing.Commitment.GOODS) & ~has_season)
+        )
         .order_by("pk")
         .values_list("pk", flat=True)
     )

@@ -215,7 +215,9 @@ def my_pledges(request):
         .select_related("need__village", "need__household")
         .defer(*private_household_fields("need__household"))
     )
-    page = keyset_page(pledges, order=("created_at", "id"), descending=True, cursor=request.GET.get("after"), size=PAGE_SIZE)
+    page = keyset_page(
+        pledges, order=("created_at", "id"), descending=True, cursor=request.GET.get("after"), size=PAGE_SIZE
+    )
     return render(request, "donations/my_pledges.html", {"page": page})
 
 
@@ -292,7 +294,9 @@ def pledge_photo(request, pk):
 @secretary_required
 def village_needs(request):
     needs = access.needs_for_secretary(request.user).select_related("village", "household")
-    page = keyset_page(needs, order=("created_at", "id"), descending=True, cursor=request.GET.get("after"), size=PAGE_SIZE)
+    page = keyset_page(
+        needs, order=("created_at", "id"), descending=True, cursor=request.GET.get("after"), size=PAGE_SIZE
+    )
     arriving = (
         Pledge.objects.open()
         .filter(need__village__in=request.user.secretary_villages)
@@ -307,9 +311,7 @@ def village_needs(request):
         .select_related("need", "donor")
         .order_by("-received_at")[:50]
     )
-    return render(
-        request, "donations/village_needs.html", {"page": page, "arriving": arriving, "to_thank": to_thank}
-    )
+    return render(request, "donations/village_needs.html", {"page": page, "arriving": arriving, "to_thank": to_thank})
 
 
 def _village_for(request):
@@ -420,7 +422,9 @@ def review_list(request):
         .filter(status=Need.Status.SUBMITTED)
         .select_related("village", "township", "county", "household")
     )
-    page = keyset_page(needs, order=("submitted_at", "id"), descending=False, cursor=request.GET.get("after"), size=PAGE_SIZE)
+    page = keyset_page(
+        needs, order=("submitted_at", "id"), descending=False, cursor=request.GET.get("after"), size=PAGE_SIZE
+    )
     return render(request, "donations/review_list.html", {"page": page})
 
 
@@ -450,7 +454,9 @@ def money_list(request):
         .filter(need__in=access.needs_for_staff(request.user), need__kind=Need.Kind.MONEY)
         .select_related("need__village", "donor")
     )
-    page = keyset_page(pledges, order=("created_at", "id"), descending=False, cursor=request.GET.get("after"), size=PAGE_SIZE)
+    page = keyset_page(
+        pledges, order=("created_at", "id"), descending=False, cursor=request.GET.get("after"), size=PAGE_SIZE
+    )
     return render(request, "donations/money_list.html", {"page": page})
 
 

@@ -76,7 +76,9 @@ class EncryptedTextField(models.TextField):
         try:
             return decrypt(value)
         except InvalidToken:
-            raise ValueError(f"{self.model.__name__}.{self.name}: cannot decrypt (wrong FIELD_ENCRYPTION_KEYS?)") from None
+            raise ValueError(
+                f"{self.model.__name__}.{self.name}: cannot decrypt (wrong FIELD_ENCRYPTION_KEYS?)"
+            ) from None
 
     def get_prep_value(self, value):
         value = super().get_prep_value(value)

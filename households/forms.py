@@ -2,6 +2,7 @@ import unicodedata
 from decimal import Decimal
 
 from django import forms
+from django.core.validators import MaxLengthValidator
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -18,7 +19,9 @@ class HouseholdForm(forms.ModelForm):
         label=_("Basis of the consent"),
         max_length=200,
         required=False,
-        help_text=_("When a consent is given or withdrawn: for example “signed form of 2026-11-29, kept at the village office”."),
+        help_text=_(
+            "When a consent is given or withdrawn: for example “signed form of 2026-11-29, kept at the village office”."
+        ),
     )
 
     poverty_causes = forms.MultipleChoiceField(
@@ -53,6 +56,13 @@ class HouseholdForm(forms.ModelForm):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        # Encrypted text columns have no length of their own: one line each,
+        # with the limits of the thing they hold.
+        for name, length, mode in (("id_number", 18, "text"), ("phone", 32, "tel")):
+            field = self.fields[name]
+            field.widget = forms.TextInput(attrs={"maxlength": length, "inputmode": mode, "autocomplete": "off"})
+            field.max_length = length
+            field.validators.append(MaxLengthValidator(length))
         self.fields["status"].required = False
 
     def clean_status(self):
@@ -132,9 +142,18 @@ class HouseholdFilterForm(forms.Form):
     is found through the name index (see donations.search)."""
 
     area = AreaCodeField(label=_("Area code"), required=False)
-    status = forms.ChoiceField(label=_("Status"), choices=[("", _("Any status"))] + Household.Status.choices, required=False)
-    cause = forms.ChoiceField(label=_("Poverty cause"), choices=[("", _("Any cause"))] + Household.Cause.choices, required=False)
-    q = forms.CharField(label=_("Name"), max_length=32, required=False, help_text=_("A whole name or a part of it, of the head or a member."))
+    status = forms.ChoiceField(
+        label=_("Status"), choices=[("", _("Any status"))] + Household.Status.choices, required=False
+    )
+    cause = forms.ChoiceField(
+        label=_("Poverty cause"), choices=[("", _("Any cause"))] + Household.Cause.choices, required=False
+    )
+    q = forms.CharField(
+        label=_("Name"),
+        max_length=32,
+        required=False,
+        help_text=_("A whole name or a part of it, of the head or a member."),
+    )
     id_number = forms.CharField(label=_("ID number"), max_length=24, required=False)
 
     def __init__(self, *args, areas, **kwargs):
@@ -201,7 +220,9 @@ class IncomeForm(forms.Form):
     year = forms.IntegerField(label=_("Year"))
     source = forms.ChoiceField(label=_("Source"), choices=IncomeRecord.Source.choices)
     amount = forms.DecimalField(
-        label=_("Amount (yuan)"), max_digits=14, decimal_places=2,
+        label=_("Amount (yuan)"),
+        max_digits=14,
+        decimal_places=2,
         help_text=_("A correction is a negative amount with a note."),
     )
     note = forms.CharField(label=_("Note"), max_length=200, required=False)
@@ -235,7 +256,9 @@ class ConsentForm(forms.Form):
     basis = forms.CharField(
         label=_("Basis"),
         max_length=200,
-        help_text=_("For example “signed form of 2026-11-29, kept at the village office” or “asked by phone on 2026-12-01”."),
+        help_text=_(
+            "For example “signed form of 2026-11-29, kept at the village office” or “asked by phone on 2026-12-01”."
+        ),
     )
 
 
@@ -284,7 +307,9 @@ class VillageProfileForm(forms.Form):
     collective_income = forms.DecimalField(
         label=_("Collective income last year (yuan)"), max_digits=14, decimal_places=2, min_value=0, required=False
     )
-    description = forms.CharField(label=_("About the village"), max_length=4000, required=False, widget=forms.Textarea(attrs={"rows": 5}))
+    description = forms.CharField(
+        label=_("About the village"), max_length=4000, required=False, widget=forms.Textarea(attrs={"rows": 5})
+    )
     is_poor_village = forms.BooleanField(label=_("Registered poor village"), required=False)
 
     def __init__(self, *args, staff: bool, **kwargs):

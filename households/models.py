@@ -47,9 +47,7 @@ class Area(models.Model):
     name = models.CharField(_("name"), max_length=64)
     name_en = models.CharField(_("name in English"), max_length=64, blank=True)
     level = models.PositiveSmallIntegerField(_("level"), choices=Level)
-    parent = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
-    )
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
     path = models.CharField(max_length=255, unique=True, editable=False)
     is_poor_village = models.BooleanField(_("registered poor village"), default=False)
 
@@ -74,15 +72,15 @@ class Area(models.Model):
     def __str__(self):
         return self.label
 
+    def save(self, *args, **kwargs):
+        self.path = f"{self.parent.path if self.parent_id else ''}{self.code}."
+        super().save(*args, **kwargs)
+
     @property
     def label(self) -> str:
         if self.name_en and (get_language() or "").startswith("en"):
             return self.name_en
         return self.name
-
-    def save(self, *args, **kwargs):
-        self.path = f"{self.parent.path if self.parent_id else ''}{self.code}."
-        super().save(*args, **kwargs)
 
     def contains(self, other: "Area") -> bool:
         return other.path.startswith(self.path)
@@ -164,7 +162,10 @@ class Household(models.Model):
         OTHER = "other", _("Other")
 
     village = models.ForeignKey(
-        Area, on_delete=models.PROTECT, related_name="households", verbose_name=_("village"),
+        Area,
+        on_delete=models.PROTECT,
+        related_name="households",
+        verbose_name=_("village"),
         limit_choices_to={"level": Area.Level.VILLAGE},
     )
     public_id = models.CharField(_("public id"), max_length=16, unique=True, default=new_public_id, editable=False)
@@ -241,7 +242,11 @@ class Household(models.Model):
         them (``_member_names``), else read (one query)."""
         names = getattr(self, "_member_names", None)
         if names is None:
-            names = list(HouseholdMember.objects.filter(household_id=self.pk).values_list("name", flat=True)) if self.pk else []
+            names = (
+                list(HouseholdMember.objects.filter(household_id=self.pk).values_list("name", flat=True))
+                if self.pk
+                else []
+            )
         return names
 
     @property
@@ -402,7 +407,11 @@ class HouseholdChange(models.Model):
     old_value = EncryptedTextField(_("old value"), blank=True)
     new_value = EncryptedTextField(_("new value"), blank=True)
     changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("who"),
     )
     changed_at = models.DateTimeField(_("when"), default=timezone.now)

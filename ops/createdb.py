@@ -11,8 +11,13 @@ from psycopg2 import sql
 
 def main() -> int:
     cfg = dj_database_url.parse(os.environ.get("DATABASE_URL", "postgres:///sun_commune"))
-    params = {"dbname": "postgres", "user": cfg.get("USER"), "password": cfg.get("PASSWORD"),
-              "host": cfg.get("HOST"), "port": cfg.get("PORT")}
+    params = {
+        "dbname": "postgres",
+        "user": cfg.get("USER"),
+        "password": cfg.get("PASSWORD"),
+        "host": cfg.get("HOST"),
+        "port": cfg.get("PORT"),
+    }
     conn = psycopg2.connect(**{k: v for k, v in params.items() if v})
     conn.autocommit = True
     with conn.cursor() as cur:

@@ -87,9 +87,7 @@ class RoleGrant(models.Model):
         if self.role == self.Role.SECRETARY and self.area_id and self.area.level != Area.Level.VILLAGE:
             raise ValidationError({"area": _("A first secretary is appointed to a village.")})
         if self.role == self.Role.STAFF and self.area_id and self.area.level == Area.Level.VILLAGE:
-            raise ValidationError(
-                {"area": _("Bureau staff work for a township, county, city or province.")}
-            )
+            raise ValidationError({"area": _("Bureau staff work for a township, county, city or province.")})
 
 
 class AuditEntryQuerySet(models.QuerySet):

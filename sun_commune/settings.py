@@ -32,8 +32,7 @@ SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set SECRET_KEY to a long random string, "
-            "or DEBUG=1 for development."
+            "SECRET_KEY is not set. Set SECRET_KEY to a long random string, or DEBUG=1 for development."
         )
     SECRET_KEY = "dev-only-insecure-key-never-use-in-production-0123456789abcdef"
 
@@ -115,9 +114,7 @@ CACHES = {
 
 # Uploaded photos live outside the code tree and are served only through
 # views that check who is asking (they may show a household's home).
-MEDIA_ROOT = Path(
-    os.environ.get("MEDIA_ROOT", Path.home() / ".local" / "share" / "sun-commune" / "media")
-)
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", Path.home() / ".local" / "share" / "sun-commune" / "media"))
 MEDIA_URL = "/media/"
 MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", str(8 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
@@ -219,21 +216,29 @@ NEED_EXPIRY_INTERVAL_SECONDS = int(os.environ.get("NEED_EXPIRY_INTERVAL_SECONDS"
 # How often the beat makes pairings' installments (each period's need and pledge) that are due.
 PAIRING_INTERVAL_SECONDS = int(os.environ.get("PAIRING_INTERVAL_SECONDS", "3600"))
 
+
 def _beat_schedule():
     from celery.schedules import crontab
 
     return {
         "expire-needs": {"task": "donations.tasks.expire_overdue_needs", "schedule": NEED_EXPIRY_INTERVAL_SECONDS},
         "publish-ledger": {"task": "donations.tasks.publish_ledger", "schedule": LEDGER_PUBLISH_INTERVAL_SECONDS},
-        "check-ledger": {"task": "donations.tasks.check_ledger", "schedule": crontab(hour=LEDGER_CHECK_HOUR, minute=17)},
+        "check-ledger": {
+            "task": "donations.tasks.check_ledger",
+            "schedule": crontab(hour=LEDGER_CHECK_HOUR, minute=17),
+        },
         "pairing-pledges": {"task": "donations.tasks.create_pairing_pledges", "schedule": PAIRING_INTERVAL_SECONDS},
         "check-loan-repayments": {
             "task": "cooperatives.tasks.check_loan_repayments",
             "schedule": crontab(hour=COOP_LOAN_CHECK_HOUR, minute=7),
         },
         # The village figures behind the register's reports, counted again nightly.
-        "register-figures": {"task": "households.tasks.refresh_register_figures", "schedule": crontab(hour=3, minute=37)},
+        "register-figures": {
+            "task": "households.tasks.refresh_register_figures",
+            "schedule": crontab(hour=3, minute=37),
+        },
     }
+
 
 # --- The public ledger ------------------------------------------------------------
 

@@ -69,9 +69,7 @@ def home(request):
         .select_related("village", "household")
         .order_by("-fulfilled_at", "-id")[:3]
     )
-    return render(
-        request, "home.html", {"stats": site_statistics(), "latest": latest, "fulfilled": fulfilled}
-    )
+    return render(request, "home.html", {"stats": site_statistics(), "latest": latest, "fulfilled": fulfilled})
 
 
 @never_cache

@@ -21,7 +21,9 @@ def test_the_check_digit_follows_gb_11643():
 
 
 def test_the_raw_columns_hold_no_id_or_phone_number(areas, secretary_a):
-    household = create_household(by=secretary_a, village=areas.village_a, head_name="黄国基", id_number=ID_NUMBER, phone=PHONE)
+    household = create_household(
+        by=secretary_a, village=areas.village_a, head_name="黄国基", id_number=ID_NUMBER, phone=PHONE
+    )
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT id_number, phone, id_hash FROM households_household WHERE id = %s", [household.pk])

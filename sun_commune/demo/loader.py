@@ -45,6 +45,7 @@ DATA_DIR = Path(__file__).resolve().parent
 DEMO_PASSWORD = "sun-commune-demo"
 REFERENCE_PREFIX = "DEMO-"
 
+
 def read_data(name: str) -> dict:
     with open(DATA_DIR / name, encoding="utf-8") as f:
         return json.load(f)
@@ -272,7 +273,9 @@ def build_plan(named: dict | None = None, gen: dict | None = None) -> Plan:
                 key=h["key"],
                 village=h["village"],
                 created_by=h["created_by"],
-                fields={k: v for k, v in h.items() if k in household_services.FIELDS or k in household_services.CONSENTS},
+                fields={
+                    k: v for k, v in h.items() if k in household_services.FIELDS or k in household_services.CONSENTS
+                },
             )
         )
     per_village = [gen["households_total"] // len(villages)] * len(villages)

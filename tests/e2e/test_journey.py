@@ -86,6 +86,8 @@ def test_electric_blanket_for_huang_guoji(
     form.locator("input[name=poverty_causes][value=labour]").check()
     form.locator("input[name=alias]").fill(ALIAS)
     form.locator("input[name=alias_consent]").check()
+    # Consent is recorded with its basis (who agreed, how).
+    form.locator("input[name=consent_basis]").fill("本人签字同意书，存村委会")
     form.locator("button[type=submit]").click()
     expect(page).to_have_url(re.compile(r"/households/(\d+)/$"))
     expect_success(page)

@@ -1,7 +1,6 @@
 import secrets
 
 from cryptography.fernet import Fernet
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.core.management.base import BaseCommand
