@@ -21,14 +21,8 @@ sleep 3
 cat <<MSG
 
   Sun Commune is running at http://${BIND:-127.0.0.1:8000}/
-
-  Demo logins (password: sun-commune-demo)
-    secretary   first secretary of Jinlu village (金鹿村)
-    reviewer    bureau staff of Yanting county (盐亭县)
-    donor       a donor (陈晓梅)
-    admin       site administrator (/admin/)
-
-  Press Ctrl-C to stop.
+  The demo logins are listed above (password: sun-commune-demo) and in the README.
+  Press Ctrl-C to stop the web server, the worker and beat.
 
 MSG
 wait -n "${pids[@]}"
