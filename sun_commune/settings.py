@@ -26,9 +26,13 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", False)
-
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+
+# A checkout with nothing configured is a developer's: DEBUG is on and a
+# fixed development key is used. Configuring a real SECRET_KEY turns DEBUG
+# off unless DEBUG=1 says otherwise, and DEBUG=0 without a SECRET_KEY refuses
+# to start.
+DEBUG = env_bool("DEBUG", not SECRET_KEY)
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
