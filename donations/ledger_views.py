@@ -24,6 +24,7 @@ from households.models import Area, Household
 from sun_commune.access import staff_required
 from sun_commune.errors import ActionRefused
 from sun_commune.fragments import render_many
+from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page
 
 from . import access, publication, services
@@ -44,6 +45,7 @@ def decorate(entries) -> list[dict]:
 
 
 @require_GET
+@public_page
 def ledger_list(request):
     form = LedgerFilterForm(request.GET or None)
     entries = PublishedEntry.objects.all()
@@ -86,6 +88,7 @@ def ledger_list(request):
 
 
 @require_GET
+@public_page
 def ledger_totals(request):
     """Totals of the published ledger for an area and each area under it."""
     area_id = request.GET.get("area")

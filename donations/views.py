@@ -5,6 +5,7 @@ anything outside the user's areas), validate a form, call one service,
 say what happened, redirect.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -18,6 +19,7 @@ from django.views.decorators.http import require_POST
 from sun_commune.access import donor_required, secretary_required, staff_required
 from sun_commune.errors import ActionRefused
 from sun_commune.fragments import render_many
+from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page, keyset_window
 
 from . import access, ledger_views, publication, search, services
@@ -74,6 +76,7 @@ def _search_page(needs, condition, *, order, descending, cursor):
     return page
 
 
+@public_page
 def supermarket(request):
     form = SupermarketFilterForm(request.GET or None)
     needs = for_cards(Need.objects.all())
@@ -115,6 +118,7 @@ def supermarket(request):
     return render(request, "donations/supermarket.html", {"form": form, "filters": filters, "page": page, "sort": sort})
 
 
+@public_page
 def need_detail(request, pk):
     need = get_object_or_404(
         Need.objects.public()
@@ -199,7 +203,7 @@ def donor_register(request):
                 show_name=form.cleaned_data["show_name"],
                 phone=form.cleaned_data["phone"],
             )
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
         messages.success(request, _("Welcome! You can now pledge to any open need."))
         return redirect("donations:supermarket")
     return render(request, "donations/donor_register.html", {"form": form})
@@ -213,12 +217,39 @@ def my_pledges(request):
     pledges = (
         Pledge.objects.filter(donor=request.user.donor_profile)
         .select_related("need__village", "need__household")
-        .defer(*private_household_fields("need__household"))
+        .defer("need__description", "need__search_terms", *private_household_fields("need__household"))
     )
     page = keyset_page(
         pledges, order=("created_at", "id"), descending=True, cursor=request.GET.get("after"), size=PAGE_SIZE
     )
-    return render(request, "donations/my_pledges.html", {"page": page})
+    rows = render_many(
+        page.rows, "donations/my_pledge.html", name="my-pledge", shows=_pledge_shows, context="p", request=request
+    )
+    return render(request, "donations/my_pledges.html", {"page": page, "rows": rows})
+
+
+def _pledge_shows(p) -> tuple:
+    """Every value a row of "My pledges" shows."""
+    need = p.need
+    household = need.household
+    return (
+        p.pk,
+        p.status,
+        p.amount,
+        p.quantity,
+        p.declared_value,
+        p.received_amount,
+        p.received_quantity,
+        p.received_at,
+        p.created_at,
+        bool(p.photo),
+        p.thanks,
+        need.title,
+        need.kind,
+        need.unit,
+        need.village.label,
+        household and (household.public_id, household.alias, household.alias_consent, household.photo_consent),
+    )
 
 
 @donor_required

@@ -21,7 +21,9 @@ from donations.models import AreaLedgerTotal, Need
 from sun_commune import audit
 from sun_commune.access import staff_required
 from sun_commune.errors import ActionRefused
+from sun_commune.fragments import render_many
 from sun_commune.models import RoleGrant
+from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page
 
 from . import access, history, importing, reports, services, tasks
@@ -60,12 +62,33 @@ def _area_links(user, current: Area | None) -> list[Area]:
     return scope
 
 
+# The columns the list shows: the private ones (ID number, phone, address,
+# health), which are decrypted on every read, are never loaded for a list.
+LIST_COLUMNS = (
+    "id",
+    "public_id",
+    "head_name",
+    "status",
+    "lifted_out_year",
+    "size",
+    "poverty_causes",
+    "village__id",
+    "village__name",
+    "village__name_en",
+)
+
+
+def _row_shows(h) -> tuple:
+    return (h.pk, h.public_id, h.head_name, h.village.label, h.status, h.lifted_out_year, h.size, *h.poverty_causes)
+
+
 @login_required
 def household_list(request):
     user = request.user
     _keeper_required(user)
-    form = HouseholdFilterForm(request.GET or None, areas=access.keeper_areas(user))
-    households = access.households_for(user).select_related("village")
+    areas = access.keeper_areas(user)
+    form = HouseholdFilterForm(request.GET or None, areas=areas)
+    households = access.households_for(user).select_related("village").only(*LIST_COLUMNS)
     current = None
     if form.is_bound:
         if form.is_valid():
@@ -76,16 +99,27 @@ def household_list(request):
     page = keyset_page(households, order=("id",), descending=True, cursor=request.GET.get("after"), size=50)
     query = request.GET.copy()
     query.pop("after", None)
+    can_export = user.is_bureau_staff
+    # The form (five crispy fields) and the rows cost more to render than the
+    # page's queries: each is kept as a fragment under every value it shows.
+    [filters] = render_many(
+        [{"form": form, "can_export": can_export, "filters": query.urlencode()}],
+        "households/household_filters.html",
+        name="household-filters",
+        shows=lambda _f: (sorted(query.lists()), [a.pk for a in areas], can_export),
+        context="f",
+    )
+    rows = render_many(page.rows, "households/household_row.html", name="household-row", shows=_row_shows, context="h")
     return render(
         request,
         "households/household_list.html",
         {
             "form": form,
             "page": page,
+            "rows": rows,
+            "filters": filters,
             "current": current,
             "area_links": _area_links(user, current),
-            "filters": query.urlencode(),
-            "can_export": user.is_bureau_staff,
         },
     )
 
@@ -411,6 +445,7 @@ def report_refresh(request):
 
 
 @require_GET
+@public_page
 def village_public(request, code):
     """A village's public page: its profile, its open and fulfilled needs, and
     the money raised and spent for it (from the published ledger). Nothing

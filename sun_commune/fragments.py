@@ -14,11 +14,13 @@ import hashlib
 from functools import lru_cache
 
 from django.core.cache import cache
+from django.middleware.csrf import get_token
 from django.template.loader import get_template, render_to_string
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
 FRAGMENT_SECONDS = 6 * 3600
+_SLOT = "\x00csrf\x00"  # cannot occur in rendered HTML
 
 
 @lru_cache(maxsize=64)
@@ -29,13 +31,18 @@ def _template_version(template: str) -> str:
 
 
 def render_many(
-    items, template: str, *, name: str, shows, context: str, seconds: int = FRAGMENT_SECONDS
+    items, template: str, *, name: str, shows, context: str, seconds: int = FRAGMENT_SECONDS, request=None
 ) -> list[SafeString]:
     """The HTML of ``template`` for each of ``items`` (rendered with the item
     as ``context``), cached under ``name`` and the values ``shows(item)``
     returns: every value the fragment displays, so that a key is never stale.
-    One cache round trip for the whole list."""
+    One cache round trip for the whole list.
+
+    A fragment with forms (``{% csrf_token %}``) is kept with a slot where
+    the token goes, and ``request``'s own token is put in on the way out:
+    a kept fragment never carries anyone's token."""
     items = list(items)
+    extra = {"csrf_token": _SLOT} if request is not None else {}
     prefix = f"fragment:{name}:{_template_version(template)}:{get_language() or ''}:"
     keys = [prefix + hashlib.blake2b(repr(shows(item)).encode(), digest_size=16).hexdigest() for item in items]
     found = cache.get_many(keys) if keys else {}
@@ -44,7 +51,9 @@ def render_many(
     for key, item in zip(keys, items, strict=True):
         fragment = found.get(key)
         if fragment is None:
-            fragment = missing[key] = render_to_string(template, {context: item})
+            fragment = missing[key] = render_to_string(template, {context: item, **extra})
+        if request is not None and _SLOT in fragment:
+            fragment = fragment.replace(_SLOT, get_token(request))
         html.append(mark_safe(fragment))
     if missing:
         cache.set_many(missing, seconds)

@@ -105,6 +105,12 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "sun_commune.User"
+# The user of each request comes with their roles, donor profile and
+# cooperatives in one query (sun_commune/backends.py).
+AUTHENTICATION_BACKENDS = ["sun_commune.backends.RoleAwareBackend"]
+# Sessions are read from Redis and written through to PostgreSQL: a page
+# costs no session query, and a lost cache loses no session.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
@@ -259,6 +265,11 @@ if not LEDGER_SIGNING_KEY:
 
     LEDGER_SIGNING_KEY = hashlib.sha256(f"ledger:{SECRET_KEY}".encode()).hexdigest()
 LEDGER_PUBLISH_INTERVAL_SECONDS = int(os.environ.get("LEDGER_PUBLISH_INTERVAL_SECONDS", "60"))
+# Public pages are kept whole for visitors who are not logged in
+# (sun_commune/pagecache.py): never stale, because a trigger makes a new page
+# version at each change; this bounds how long a kept page may live anyway,
+# and stays inside the publication interval. 0 turns the page cache off.
+PAGE_CACHE_SECONDS = min(int(os.environ.get("PAGE_CACHE_SECONDS", "20")), LEDGER_PUBLISH_INTERVAL_SECONDS)
 LEDGER_BATCH_MAX = int(os.environ.get("LEDGER_BATCH_MAX", "50000"))
 LEDGER_CHECK_HOUR = int(os.environ.get("LEDGER_CHECK_HOUR", "2"))
 

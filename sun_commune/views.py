@@ -16,6 +16,8 @@ from donations.cards import for_cards, need_cards
 from donations.models import Need, Pairing, Pledge
 from households.models import Area, Household
 
+from .pagecache import public_page
+
 STATS_KEY = "stats:home:v2"
 STATS_FRESH_KEY = STATS_KEY + ":fresh"  # present while the figures are less than a minute old
 STATS_SECONDS = 60
@@ -60,6 +62,7 @@ def site_statistics() -> dict:
     return stats
 
 
+@public_page
 def home(request):
     latest = need_cards(
         for_cards(Need.objects.filter(status=Need.Status.PUBLISHED)).order_by("-published_at", "-id")[:6]

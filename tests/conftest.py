@@ -36,6 +36,17 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
             db["TEST"]["NAME"] = f"test_{db['NAME']}_{suffix}"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_page_version(django_db_setup, django_db_blocker):
+    """Each test starts with no kept public page: a test's rows are rolled
+    back at its end without a trigger firing, so a page kept by one test
+    could otherwise be served to the next (sun_commune/pagecache.py)."""
+    from sun_commune import pagecache
+
+    with django_db_blocker.unblock():
+        pagecache.changed()
+
+
 @pytest.fixture
 def areas(db):
     def area(code, name, name_en, level, parent=None):

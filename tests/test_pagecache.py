@@ -1,0 +1,180 @@
+"""The public pages kept whole for visitors (sun_commune/pagecache.py) are
+never stale: any change to what they show makes a new page version, a
+withdrawn consent is hidden at the very next request, the visitor's own CSRF
+token is on every kept page, and nothing personal is kept."""
+
+import re
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import resolve, reverse
+
+from households import services as household_services
+from sun_commune import pagecache
+
+from . import factories
+from .factories import pledge
+from .test_register_privacy import public_pages
+
+TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+@pytest.fixture
+def world(areas, secretary_a, county_reviewer):
+    household = factories.HouseholdFactory(village=areas.village_a, alias="黄家", alias_consent=True)
+    need = factories.published_need(
+        village=areas.village_a, by=secretary_a, reviewer=county_reviewer, household=household, title="老人过冬的电热毯"
+    )
+    donor = factories.make_donor(username="donor", name="A donor")
+    return household, need, donor
+
+
+def public_paths(areas, need) -> list[str]:
+    """The public pages (of the privacy tests) that are kept."""
+    paths = [p for p in public_pages(need, areas) if getattr(resolve(p.split("?")[0]).func, "kept_page", False)]
+    assert len(paths) >= 7
+    return paths
+
+
+def triggered_tables() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = %s",
+            [pagecache.SEQUENCE],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_every_table_a_kept_page_reads_makes_a_new_version(areas, world):
+    """The rule the cache rests on: a page may be kept only if every table
+    it reads advances the page version when it changes."""
+    _household, need, _donor = world
+    watched = triggered_tables()
+    read = set()
+    for path in public_paths(areas, need):
+        pagecache.changed()
+        with CaptureQueriesContext(connection) as ctx:
+            assert Client().get(path).status_code == 200, path
+        for query in ctx.captured_queries:
+            read |= set(re.findall(r'(?:FROM|JOIN)\s+"?([a-z_]+)"?', query["sql"]))
+    read.discard(pagecache.SEQUENCE)
+    assert read, "no query was captured"
+    assert read <= watched, f"kept pages read tables that do not advance the page version: {read - watched}"
+
+
+def test_a_kept_page_costs_one_query_and_is_the_same_page(areas, world):
+    _household, need, _donor = world
+    for path in public_paths(areas, need):
+        client = Client()
+        first = client.get(path)
+        with CaptureQueriesContext(connection) as ctx:
+            second = client.get(path)
+        assert len(ctx.captured_queries) == 1, (path, [q["sql"] for q in ctx.captured_queries])
+        assert TOKEN.sub("", first.content.decode()) == TOKEN.sub("", second.content.decode())
+
+
+def test_each_visitor_gets_a_working_csrf_token_of_their_own(areas, world):
+    path = reverse("donations:supermarket")
+    Client().get(path)  # kept
+    visitor = Client(enforce_csrf_checks=True)
+    page = visitor.get(path).content.decode()
+    tokens = TOKEN.findall(page)
+    assert tokens and "\x00" not in page
+    secret = visitor.cookies[settings.CSRF_COOKIE_NAME].value
+    other = Client(enforce_csrf_checks=True)
+    assert TOKEN.findall(other.get(path).content.decode())[0] != tokens[0]
+    assert other.cookies[settings.CSRF_COOKIE_NAME].value != secret
+    response = visitor.post(reverse("set_language"), {"language": "en", "next": path, "csrfmiddlewaretoken": tokens[0]})
+    assert response.status_code == 302
+
+
+def test_a_withdrawn_consent_is_hidden_at_the_next_request(
+    areas, world, secretary_a, django_capture_on_commit_callbacks
+):
+    household, need, _donor = world
+    path = reverse("donations:need-detail", args=[need.pk])
+    client = Client()
+    assert "黄家" in client.get(path).content.decode()
+    assert "黄家" in client.get(path).content.decode()  # kept
+    with django_capture_on_commit_callbacks(execute=True):
+        household_services.record_consent(
+            by=secretary_a, household_id=household.pk, subject="alias", granted=False, basis="asked by phone"
+        )
+    assert "黄家" not in client.get(path).content.decode()
+    assert "黄家" not in client.get(reverse("households:village-public", args=[areas.village_a.code])).content.decode()
+
+
+def test_a_pledge_shows_at_once(areas, world):
+    _household, need, donor = world
+    path = reverse("donations:need-detail", args=[need.pk])
+    client = Client()
+    before = client.get(path).content.decode()
+    assert "A donor" not in before
+    pledge(need, donor, size=3, message="")
+    need.refresh_from_db()
+    after = client.get(path).content.decode()
+    assert after != before
+    assert f"{need.progress}%" in after or str(need.pledged_quantity) in after
+
+
+def test_a_change_made_outside_the_services_makes_a_new_version_too(areas, world):
+    """An administrator's UPDATE in psql is not an audited service call: the
+    table's trigger still makes the kept page old."""
+    _household, need, _donor = world
+    path = reverse("donations:supermarket")
+    client = Client()
+    assert "老人过冬的电热毯" in client.get(path).content.decode()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE donations_need SET title = %s WHERE id = %s", ["改过的标题", need.pk])
+    page = client.get(path).content.decode()
+    assert "改过的标题" in page and "老人过冬的电热毯" not in page
+
+
+def test_pages_of_logged_in_users_and_flash_messages_are_not_kept(areas, world, client_of):
+    _household, need, donor = world
+    path = reverse("donations:need-detail", args=[need.pk])
+    Client().get(path)  # kept for visitors
+    page = client_of(donor).get(path).content.decode()
+    assert "donor" in page and reverse("logout") in page
+    visitor = Client()
+    visitor.cookies["messages"] = "anything"
+    with CaptureQueriesContext(connection) as ctx:
+        visitor.get(path)
+    assert len(ctx.captured_queries) > 1
+
+
+def test_languages_are_kept_apart_and_missing_pages_are_not_kept(areas, world):
+    _household, need, _donor = world
+    path = reverse("donations:supermarket")
+    chinese = Client().get(path).content.decode()
+    english = Client(headers={"accept-language": "en"}).get(path).content.decode()
+    assert 'lang="zh-hans"' in chinese and 'lang="en"' in english
+    missing = reverse("donations:need-detail", args=[need.pk + 1000])
+    assert Client().get(missing).status_code == 404
+    with CaptureQueriesContext(connection) as ctx:
+        assert Client().get(missing).status_code == 404
+    assert len(ctx.captured_queries) > 1
+
+
+def test_kept_pledge_rows_carry_the_donors_own_csrf_token(areas, world):
+    """The rows of "My pledges" are kept as fragments with forms in them:
+    the token in a row is the one of the request, even when the row was
+    rendered for an earlier login."""
+    _household, need, donor = world
+    p = pledge(need, donor, size=2, message="")
+    path = reverse("donations:my-pledges")
+    first = Client(enforce_csrf_checks=True)
+    first.force_login(donor)
+    first.get(path)  # renders and keeps the row
+    second = Client(enforce_csrf_checks=True)
+    second.force_login(donor)
+    page = second.get(path).content.decode()
+    assert "\x00" not in page
+    token = TOKEN.findall(page)[-1]
+    response = second.post(reverse("donations:pledge-cancel", args=[p.pk]), {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    p.refresh_from_db()
+    assert p.status == "cancelled"
