@@ -22,10 +22,12 @@ from .models import Cooperative, CooperativeManager, Distribution, Member
 def is_manager(user) -> bool:
     if not getattr(user, "pk", None):
         return False
-    cached = user.__dict__.get("_coop_manager")
+    # Through getattr, not __dict__: request.user is a lazy proxy, and the
+    # flag is set on the user inside it (sun_commune.backends.load_user).
+    cached = getattr(user, "_coop_manager", None)
     if cached is None:
         cached = CooperativeManager.objects.filter(user=user, active=True).exists()
-        user.__dict__["_coop_manager"] = cached
+        user._coop_manager = cached
     return cached
 
 

@@ -18,9 +18,10 @@ from django.views.decorators.http import require_POST
 
 from sun_commune.access import donor_required, secretary_required, staff_required
 from sun_commune.errors import ActionRefused
-from sun_commune.fragments import render_many
+from sun_commune.fragments import render_block, render_many
 from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page, keyset_window
+from sun_commune.prepared import prepared
 
 from . import access, ledger_views, publication, search, services
 from .cards import for_cards, need_cards, private_household_fields
@@ -209,47 +210,64 @@ def donor_register(request):
     return render(request, "donations/donor_register.html", {"form": form})
 
 
+# Every value a row of "My pledges" shows (with the household's consent).
+PLEDGE_SHOWS = (
+    "id",
+    "created_at",
+    "status",
+    "amount",
+    "quantity",
+    "declared_value",
+    "received_amount",
+    "received_quantity",
+    "received_at",
+    "photo",
+    "thanks",
+    "need__title",
+    "need__kind",
+    "need__unit",
+    "need__village__name",
+    "need__village__name_en",
+    "need__household__public_id",
+    "need__household__alias",
+    "need__household__alias_consent",
+    "need__household__photo_consent",
+)
+
+
 @donor_required
 def my_pledges(request):
-    # By the donor's id (loaded by donor_required), not through a join on the
+    # By the donor's id (loaded with the user), not through a join on the
     # user: the index (donor, -created_at, -id) then gives the page in order,
-    # whatever the number of the donor's pledges.
-    pledges = (
-        Pledge.objects.filter(donor=request.user.donor_profile)
-        .select_related("need__village", "need__household")
-        .defer("need__description", "need__search_terms", *private_household_fields("need__household"))
-    )
-    page = keyset_page(
-        pledges, order=("created_at", "id"), descending=True, cursor=request.GET.get("after"), size=PAGE_SIZE
-    )
-    rows = render_many(
-        page.rows, "donations/my_pledge.html", name="my-pledge", shows=_pledge_shows, context="p", request=request
-    )
-    return render(request, "donations/my_pledges.html", {"page": page, "rows": rows})
+    # whatever the number of the donor's pledges. The rows are read as the
+    # values they show, which key the rendered list; only when it is not
+    # kept are the pledges loaded to render it.
+    with prepared():
+        page = keyset_page(
+            Pledge.objects.filter(donor=request.user.donor_profile).values_list(*PLEDGE_SHOWS, named=True),
+            order=("created_at", "id"),
+            descending=True,
+            cursor=request.GET.get("after"),
+            size=PAGE_SIZE,
+        )
 
+    def context():
+        ids = [row.id for row in page.rows]
+        loaded = (
+            Pledge.objects.select_related("need__village", "need__household")
+            .defer("need__description", "need__search_terms", *private_household_fields("need__household"))
+            .in_bulk(ids)
+        )
+        return {"page": page, "pledges": [loaded[pk] for pk in ids]}
 
-def _pledge_shows(p) -> tuple:
-    """Every value a row of "My pledges" shows."""
-    need = p.need
-    household = need.household
-    return (
-        p.pk,
-        p.status,
-        p.amount,
-        p.quantity,
-        p.declared_value,
-        p.received_amount,
-        p.received_quantity,
-        p.received_at,
-        p.created_at,
-        bool(p.photo),
-        p.thanks,
-        need.title,
-        need.kind,
-        need.unit,
-        need.village.label,
-        household and (household.public_id, household.alias, household.alias_consent, household.photo_consent),
+    body = render_block(
+        "donations/my_pledges_body.html",
+        name="my-pledges",
+        shows=(page.rows, page.next_cursor, page.is_first),
+        context=context,
+        request=request,
     )
+    return render(request, "donations/my_pledges.html", {"body": body, "page": page})
 
 
 @donor_required

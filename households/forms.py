@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from donations.search import normalise, query_terms
 
 from .crypto import id_hash, id_number_valid, normalise_id
-from .models import Area, ConsentRecord, Household, HouseholdMember, IncomeRecord
+from .models import Area, ConsentRecord, Household, HouseholdMember, IncomeRecord, under_any_code
 
 
 class HouseholdForm(forms.ModelForm):
@@ -180,7 +180,8 @@ class HouseholdFilterForm(forms.Form):
             households = households.filter(id_hash=id_hash(data["id_number"]))
         chunks = normalise(data.get("q") or "").split()[:4]
         if chunks:
-            households = households.filter(name_terms__contains=query_terms(" ".join(chunks)))
+            scope = [area] if area is not None else self.fields["area"].areas
+            households = households.filter(under_any_code(scope), name_terms__contains=query_terms(" ".join(chunks)))
             # A word of one or two characters is matched exactly by the index:
             # each term is a character, or two neighbouring characters, of one
             # name. A longer word's pairs could come from different names or

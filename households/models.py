@@ -96,13 +96,28 @@ class Area(models.Model):
         return Area.objects.filter(code__in=codes, level=level).first()
 
 
+AREA_INDEX_DEPTHS = 4  # households/migrations/0010: (area_codes[d], id) for d = 1..4
+
+
 def _under(area: Area) -> Q:
     """Households of ``area`` and everything below it: a village's by its id,
-    a larger area's through ``area_codes`` — the GIN index that also holds
-    the names, so a name within a county is one index scan."""
+    a larger area's by its code at its depth in ``area_codes`` (an index on
+    (area_codes[depth], id) gives them newest first without a sort)."""
     if area.level == Area.Level.VILLAGE:
         return Q(village_id=area.pk)
-    return Q(area_codes__contains=[area.code])
+    depth = area.path.count(".")
+    if depth > AREA_INDEX_DEPTHS:
+        return Q(area_codes__contains=[area.code])
+    return Q(**{f"area_codes__{depth - 1}": area.code})
+
+
+def under_any_code(areas) -> Q:
+    """The same households as ``within_any(areas)``, said through the GIN
+    index of ``area_codes`` that also holds the names: a name searched
+    within a county is then one index scan (0.1 ms) instead of two bitmaps
+    ANDed (1-7 ms). Only worth adding beside a name condition."""
+    codes = [a.code for a in areas if a.level != Area.Level.VILLAGE]
+    return Q(area_codes__overlap=codes) if codes else Q()
 
 
 class HouseholdQuerySet(models.QuerySet):

@@ -21,10 +21,11 @@ from donations.models import AreaLedgerTotal, Need
 from sun_commune import audit
 from sun_commune.access import staff_required
 from sun_commune.errors import ActionRefused
-from sun_commune.fragments import render_many
+from sun_commune.fragments import render_block
 from sun_commune.models import RoleGrant
 from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page
+from sun_commune.prepared import prepared
 
 from . import access, history, importing, reports, services, tasks
 from .forms import (
@@ -62,8 +63,8 @@ def _area_links(user, current: Area | None) -> list[Area]:
     return scope
 
 
-# The columns the list shows: the private ones (ID number, phone, address,
-# health), which are decrypted on every read, are never loaded for a list.
+# What a row of the list shows. The private columns (ID number, phone,
+# address, health), decrypted on every read, are never loaded for a list.
 LIST_COLUMNS = (
     "id",
     "public_id",
@@ -72,14 +73,9 @@ LIST_COLUMNS = (
     "lifted_out_year",
     "size",
     "poverty_causes",
-    "village__id",
     "village__name",
     "village__name_en",
 )
-
-
-def _row_shows(h) -> tuple:
-    return (h.pk, h.public_id, h.head_name, h.village.label, h.status, h.lifted_out_year, h.size, *h.poverty_causes)
 
 
 @login_required
@@ -88,7 +84,7 @@ def household_list(request):
     _keeper_required(user)
     areas = access.keeper_areas(user)
     form = HouseholdFilterForm(request.GET or None, areas=areas)
-    households = access.households_for(user).select_related("village").only(*LIST_COLUMNS)
+    households = access.households_for(user)
     current = None
     if form.is_bound:
         if form.is_valid():
@@ -96,32 +92,51 @@ def household_list(request):
             current = form.cleaned_data.get("area")
         else:
             households = households.none()
-    page = keyset_page(households, order=("id",), descending=True, cursor=request.GET.get("after"), size=50)
+    # The page's rows as plain values: they key the rendered list, and only
+    # when it is not kept are the households loaded to render it.
+    with prepared():
+        page = keyset_page(
+            households.values_list(*LIST_COLUMNS, named=True),
+            order=("id",),
+            descending=True,
+            cursor=request.GET.get("after"),
+            size=50,
+        )
+        area_links = _area_links(user, current)
+    can_export = user.is_bureau_staff
     query = request.GET.copy()
     query.pop("after", None)
-    can_export = user.is_bureau_staff
-    # The form (five crispy fields) and the rows cost more to render than the
-    # page's queries: each is kept as a fragment under every value it shows.
-    [filters] = render_many(
-        [{"form": form, "can_export": can_export, "filters": query.urlencode()}],
-        "households/household_filters.html",
-        name="household-filters",
-        shows=lambda _f: (sorted(query.lists()), [a.pk for a in areas], can_export),
-        context="f",
-    )
-    rows = render_many(page.rows, "households/household_row.html", name="household-row", shows=_row_shows, context="h")
-    return render(
-        request,
-        "households/household_list.html",
-        {
+
+    def context():
+        ids = [row.id for row in page.rows]
+        loaded = Household.objects.select_related("village").only(*LIST_COLUMNS).in_bulk(ids)
+        return {
             "form": form,
             "page": page,
-            "rows": rows,
-            "filters": filters,
+            "households": [loaded[pk] for pk in ids],
             "current": current,
-            "area_links": _area_links(user, current),
-        },
+            "area_links": area_links,
+            "can_export": can_export,
+            "filters": query.urlencode(),
+        }
+
+    body = render_block(
+        "households/household_list_body.html",
+        name="household-list",
+        shows=(
+            page.rows,
+            page.next_cursor,
+            page.is_first,
+            sorted(request.GET.lists()),
+            [a.pk for a in areas],
+            can_export,
+            current and (current.pk, current.label),
+            [(a.code, a.label) for a in area_links],
+        ),
+        context=context,
+        request=request,
     )
+    return render(request, "households/household_list.html", {"body": body, "page": page})
 
 
 @staff_required

@@ -14,6 +14,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db import connection
 
+from .prepared import prepared
+
 
 @cache
 def _sql() -> str:
@@ -64,7 +66,9 @@ def load_user(user_id):
         user_id = user_model._meta.pk.to_python(user_id)
     except Exception:
         return None
-    with connection.cursor() as cursor:
+    # Prepared once per connection: planning it took longer than running it
+    # (0.2 ms against 0.07 ms), on every request of a logged-in user.
+    with prepared(), connection.cursor() as cursor:
         cursor.execute(_sql(), [user_id])
         row = cursor.fetchone()
     if row is None:

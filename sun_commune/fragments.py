@@ -58,3 +58,27 @@ def render_many(
     if missing:
         cache.set_many(missing, seconds)
     return html
+
+
+def render_block(
+    template: str, *, name: str, shows, context, request=None, seconds: int = FRAGMENT_SECONDS
+) -> SafeString:
+    """One part of a page (a list with its filters and pager) kept under
+    ``name`` and ``shows``: every value the part displays, so that a key is
+    never stale. ``context`` is a callable that returns the template's
+    context; it is called only when the part is not kept, so a list can
+    read just the values it shows on the way in and load its full rows only
+    to render. With ``request``, the part is rendered with it (the pager's
+    links) and forms in it get ``request``'s own CSRF token."""
+    digest = hashlib.blake2b(repr(shows).encode(), digest_size=16).hexdigest()
+    key = f"fragment:{name}:{_template_version(template)}:{get_language() or ''}:{digest}"
+    html = cache.get(key)
+    if html is None:
+        values = context()
+        if request is not None:
+            values["csrf_token"] = _SLOT
+        html = render_to_string(template, values, request=request)
+        cache.set(key, html, seconds)
+    if request is not None and _SLOT in html:
+        html = html.replace(_SLOT, get_token(request))
+    return mark_safe(html)

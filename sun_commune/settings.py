@@ -103,6 +103,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# The hottest queries are prepared once per connection
+# (sun_commune/prepared.py); 0 behind a pooler in transaction mode.
+DB_PREPARE = env_bool("DB_PREPARE", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "sun_commune.User"
 # The user of each request comes with their roles, donor profile and
@@ -115,7 +118,7 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "sun_commune.cache.RedisCache",
         "LOCATION": os.environ.get("CACHE_URL", REDIS_URL),
         "KEY_PREFIX": os.environ.get("CACHE_PREFIX", "sun"),
         "TIMEOUT": 300,

@@ -118,7 +118,7 @@ def test_the_list_pages_with_a_keyset_and_a_constant_number_of_queries(
     assert len(first.context["page"].rows) == 50 and first.context["page"].next_cursor
     second = client.get(reverse("households:household-list"), {"q": "户主", "after": first.context["page"].next_cursor})
     assert len(second.context["page"].rows) == 20 and second.context["page"].next_cursor is None
-    assert not {h.pk for h in first.context["page"].rows} & {h.pk for h in second.context["page"].rows}
+    assert not {h.id for h in first.context["page"].rows} & {h.id for h in second.context["page"].rows}
 
 
 # --- Reports ------------------------------------------------------------------------------

@@ -251,7 +251,7 @@ def test_my_pledges_pages_show_every_pledge_once(many, donor, client_of):
     seen, url = [], reverse("donations:my-pledges")
     while url:
         page = client.get(url).context["page"]
-        seen += [p.pk for p in page.rows]
+        seen += [p.id for p in page.rows]
         url = page.next_cursor and reverse("donations:my-pledges") + f"?after={page.next_cursor}"
 
     assert len(expected) == 30
