@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -263,54 +263,93 @@ def close_need(*, need_id: int, by) -> Need:
 # --- Pledges --------------------------------------------------------------
 
 
+# Adds a pledge to its need's counter only if it still fits, and moves the
+# need to fully pledged when it fills it; the row lock this UPDATE takes is
+# the one concurrent pledges of the need queue on.
+_TAKE = """
+    UPDATE donations_need
+       SET {counter} = {counter} + %(size)s,
+           status = CASE WHEN {counter} + %(size)s >= {target} THEN %(full)s ELSE status END
+     WHERE id = %(id)s AND status = %(open)s AND deadline >= %(today)s AND {counter} + %(size)s <= {target}
+ RETURNING status
+"""
+
+
 @transaction.atomic
 def pledge(*, need_id: int, donor: Donor, quantity: int | None = None, amount=None, message: str = "") -> Pledge:
     """Pledge part or all of what a published need still lacks.
 
-    Locks the need's row, so concurrent pledges queue and each sees what the
-    one before left; the need's CHECK constraints refuse an over-pledge even
-    if this code were wrong. Mails the village's secretary after commit.
+    The need is read without a lock to check the input; the pledge is
+    written, and then one conditional UPDATE adds it to the need's counter
+    only if it still fits (taking the need's row lock, on which concurrent
+    pledges queue: each sees what the one before left). If it no longer
+    fits, the whole pledge is undone and the donor told why. The lock is
+    held only from that UPDATE to the commit; the need's CHECK constraints
+    refuse an over-pledge even if this code were wrong. Mails the village's
+    secretary after commit.
     """
-    need = Need.objects.select_for_update().get(pk=need_id)
+    need = Need.objects.get(pk=need_id)
     if not need.is_open_for_pledges:
-        if need.status == Need.Status.FULLY_PLEDGED:
-            raise ActionRefused(_("Sorry, this need has just been fully pledged."))
-        raise ActionRefused(_("This need is not open for pledges."))
+        _refuse_closed(need)
     if need.is_money:
         if amount is None:
             raise ActionRefused(_("Enter an amount."), field="amount")
         amount = to_yuan(amount)
         if amount <= 0:
             raise ActionRefused(_("Enter an amount of at least 0.01 yuan."), field="amount")
-        if amount > need.remaining:
-            raise ActionRefused(_("Only %(left)s yuan is still needed.") % {"left": need.remaining}, field="amount")
-        size = amount
-        declared = amount
-        quantity = None
+        size, declared, quantity = amount, amount, None
     else:
         if not quantity or quantity <= 0:
             raise ActionRefused(_("Enter a quantity of at least 1."), field="quantity")
-        if quantity > need.remaining:
-            raise ActionRefused(
-                _("Only %(left)s %(unit)s are still needed.") % {"left": need.remaining, "unit": need.unit},
-                field="quantity",
-            )
-        size = quantity
-        declared = to_yuan((need.unit_price or 0) * quantity)
-        amount = None
+        size, declared, amount = quantity, to_yuan((need.unit_price or 0) * quantity), None
+    _refuse_too_much(need, size)
     new = Pledge.objects.create(
         need=need, donor=donor, quantity=quantity, amount=amount, declared_value=declared, message=message.strip()
     )
-    changed = _count(need, pledged=size) + _settle_status(need)
-    need.save(update_fields=changed)
+    counter, target = ("pledged_amount", "target_amount") if need.is_money else ("pledged_quantity", "quantity")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _TAKE.format(counter=counter, target=target),
+            {
+                "size": size,
+                "id": need.pk,
+                "open": Need.Status.PUBLISHED,
+                "full": Need.Status.FULLY_PLEDGED,
+                "today": timezone.localdate(),
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:  # taken or closed since it was read: undo the pledge, say why
+        need.refresh_from_db()
+        if not need.is_open_for_pledges:
+            _refuse_closed(need)
+        _refuse_too_much(need, size)
+        raise ActionRefused(_("Sorry, this need has just been fully pledged."))
     audit.record(
         actor=donor.user,
         action="pledge.created",
         obj=new,
-        changes={"need": need.pk, "quantity": quantity, "amount": amount, "need_status": need.status},
+        changes={"need": need.pk, "quantity": quantity, "amount": amount, "need_status": row[0]},
     )
     transaction.on_commit(lambda: tasks.notify_new_pledge.delay(pledge_id=new.pk))
     return new
+
+
+def _refuse_closed(need: Need):
+    if need.status == Need.Status.FULLY_PLEDGED:
+        raise ActionRefused(_("Sorry, this need has just been fully pledged."))
+    raise ActionRefused(_("This need is not open for pledges."))
+
+
+def _refuse_too_much(need: Need, size) -> None:
+    if size <= need.remaining:
+        return
+    if need.is_money:
+        raise ActionRefused(_("Only %(left)s yuan is still needed.") % {"left": need.remaining}, field="amount")
+    raise ActionRefused(
+        _("Only %(left)s %(unit)s are still needed.") % {"left": need.remaining, "unit": need.unit},
+        field="quantity",
+    )
 
 
 def _lock_pledge(pledge_id: int) -> tuple[Need, Pledge]:

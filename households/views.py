@@ -55,12 +55,14 @@ def _keeper_required(user):
 def _area_links(user, current: Area | None) -> list[Area]:
     """Areas to narrow the list to: the ones directly under the chosen area,
     or under the user's own (a short list at any scale)."""
-    if current is not None:
-        return list(current.children.order_by("code")[:200])
-    scope = access.keeper_areas(user)
-    if len(scope) == 1 and scope[0].level < Area.Level.VILLAGE:
-        return list(scope[0].children.order_by("code")[:200])
-    return scope
+    if current is None:
+        scope = access.keeper_areas(user)
+        if len(scope) != 1 or scope[0].level >= Area.Level.VILLAGE:
+            return scope
+        current = scope[0]
+    # Not through current.children: making the related manager cost more
+    # than the query.
+    return list(Area.objects.filter(parent_id=current.pk).only("code", "name", "name_en").order_by("code")[:200])
 
 
 # What a row of the list shows. The private columns (ID number, phone,
