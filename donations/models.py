@@ -537,13 +537,17 @@ class PublishedEntry(models.Model):
 
     index = models.BigIntegerField(primary_key=True)
     transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="published")
-    batch = models.ForeignKey(LedgerBatch, on_delete=models.PROTECT, related_name="entries")
+    # No index of its own: a batch's entries are the index range
+    # [first_index, tree_size), and every index on this table is upkeep for
+    # each entry the publisher writes.
+    batch = models.ForeignKey(LedgerBatch, on_delete=models.PROTECT, related_name="entries", db_index=False)
     line = models.TextField()
     leaf_hash = models.CharField(max_length=64)
     kind = models.CharField(max_length=16, choices=LedgerTransaction.Kind)
     amount = models.DecimalField(**MONEY)
     occurred_on = models.DateField()
-    need = models.ForeignKey(Need, on_delete=models.PROTECT, null=True, related_name="+")
+    # Found through ledger_pub_need_idx (need, index), which also orders them.
+    need = models.ForeignKey(Need, on_delete=models.PROTECT, null=True, related_name="+", db_index=False)
     area_path = models.CharField(max_length=255)
 
     class Meta:

@@ -10,12 +10,12 @@ and the outbox row of each transaction is deleted by the batch that
 publishes it, so each is published exactly once.
 """
 
-import csv
-import io
+import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import islice
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -90,8 +90,14 @@ SELECT t.id, t.kind, t.occurred_on::text, to_char(t.recorded_at AT TIME ZONE 'UT
   LEFT JOIN households_household h ON h.id = n.household_id
   LEFT JOIN donations_donor d ON d.id = t.donor_id
   LEFT JOIN donations_ledgertransaction r ON r.id = t.reverses_id
+ WHERE o.transaction_id > %s
  ORDER BY o.transaction_id
  LIMIT %s
+"""
+# The outbox's next ``limit`` transaction ids, to check rows read ahead.
+NEXT_IDS_SQL = """
+SELECT coalesce(array_agg(transaction_id ORDER BY transaction_id), '{}')
+  FROM (SELECT transaction_id FROM donations_ledgeroutbox ORDER BY transaction_id LIMIT %s) o
 """
 
 
@@ -166,101 +172,194 @@ def effect(kind: str, amount: Decimal, reversed_kind: str | None = None) -> tupl
 
 
 def _add_totals(totals: dict[str, dict[str, Decimal]]) -> None:
+    """Add a batch's totals to each area's, in one statement."""
     areas = dict(Area.objects.filter(code__in=totals).values_list("code", "pk"))
-    rows = [
-        (areas[code], t["money_in"], t["goods_in"], t["money_out"], t["entries"])
-        for code, t in totals.items()
-        if code in areas
-    ]
+    rows = [(areas[code], t) for code, t in totals.items() if code in areas]
+    if not rows:
+        return
     with connection.cursor() as cursor:
-        cursor.executemany(
+        cursor.execute(
             """
             INSERT INTO donations_arealedgertotal (area_id, money_in, goods_in, money_out, entries)
-            VALUES (%s, %s, %s, %s, %s)
+            SELECT * FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::bigint[])
             ON CONFLICT (area_id) DO UPDATE SET
                 money_in = donations_arealedgertotal.money_in + EXCLUDED.money_in,
                 goods_in = donations_arealedgertotal.goods_in + EXCLUDED.goods_in,
                 money_out = donations_arealedgertotal.money_out + EXCLUDED.money_out,
                 entries = donations_arealedgertotal.entries + EXCLUDED.entries
             """,
-            rows,
+            [
+                [area for area, _t in rows],
+                [t["money_in"] for _a, t in rows],
+                [t["goods_in"] for _a, t in rows],
+                [t["money_out"] for _a, t in rows],
+                [t["entries"] for _a, t in rows],
+            ],
         )
 
 
-def _copy(cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Write rows with COPY (CSV), several times faster than INSERTs."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    buffer.seek(0)
-    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+NULL = "\\N"
+
+
+def _copy_value(value) -> str:
+    if value is None:
+        return NULL
+    text = str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.translate(_COPY_ESCAPES)
+    return text
+
+
+class _Stream:
+    """A file for COPY that renders its rows as PostgreSQL asks for them:
+    while PostgreSQL writes one chunk (and updates the indexes), Python
+    prepares the next, on the other core."""
+
+    def __init__(self, rows):
+        self._lines = (row if isinstance(row, str) else "\t".join(map(_copy_value, row)) + "\n" for row in rows)
+        self._buffer = ""
+
+    def read(self, size: int = -1) -> str:
+        while size < 0 or len(self._buffer) < size:
+            chunk = "".join(islice(self._lines, 1000))
+            if not chunk:
+                break
+            self._buffer += chunk
+        if size < 0:
+            size = len(self._buffer)
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+    readline = read
+
+
+def _copy(cursor, table: str, columns: tuple[str, ...], rows) -> None:
+    """Write rows (any iterable of tuples, or of lines already in COPY's
+    format, consumed as it is sent) with COPY, in its text format (a third of the time the csv module took to quote the
+    entries' JSON)."""
+    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", _Stream(rows), 1 << 20)
 
 
 # --- Publication -----------------------------------------------------------------
 
+_BATCH_CONSTRAINT = []
 
-def publish_pending(*, limit: int | None = None) -> LedgerBatch | None:
+
+def _batch_constraint(cursor) -> str:
+    """The name of the entries' foreign key to their batch (Django named it)."""
+    if not _BATCH_CONSTRAINT:
+        cursor.execute(
+            """SELECT quote_ident(conname) FROM pg_constraint
+                WHERE conrelid = 'donations_publishedentry'::regclass
+                  AND confrelid = 'donations_ledgerbatch'::regclass AND contype = 'f'"""
+        )
+        _BATCH_CONSTRAINT.append(cursor.fetchone()[0])
+    return _BATCH_CONSTRAINT[0]
+
+
+def _read_pending(cursor, limit: int, after: int = 0) -> list[Pending]:
+    cursor.execute(PENDING_SQL, [after, limit])
+    return [Pending._make(row) for row in cursor.fetchall()]
+
+
+class _ReadAhead:
+    """The next batch's outbox rows, read on a connection of its own while
+    this batch is written: the query then costs no time of the publisher's.
+    What it read is used only if, under the publisher's lock, the outbox's
+    next transactions are still exactly those."""
+
+    def __init__(self, limit: int, after: int):
+        self.rows = None
+        self._thread = threading.Thread(target=self._read, args=(limit, after), daemon=True)
+        self._thread.start()
+
+    def _read(self, limit, after):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET max_parallel_workers_per_gather = 0")
+                self.rows = _read_pending(cursor, limit, after)
+        except Exception:  # noqa: BLE001 - the publisher reads them itself
+            self.rows = None
+        finally:
+            connection.close()
+
+    def result(self) -> list[Pending] | None:
+        self._thread.join()
+        return self.rows
+
+
+def publish_pending(*, limit: int | None = None, ahead: _ReadAhead | None = None, read_ahead: bool = False):
     """Publish the next batch of committed, unpublished transactions, or do
-    nothing (None) when there are none. Safe to run twice at once and to kill."""
+    nothing (None) when there are none. Safe to run twice at once and to kill.
+
+    ``read_ahead`` (publish_all) starts reading the batch after this one
+    while this one is written, and returns it beside the batch; the next
+    call takes it as ``ahead``."""
     limit = limit or settings.LEDGER_BATCH_MAX
+    following = None
     with transaction.atomic(durable=True), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK])
-        cursor.execute(PENDING_SQL, [limit])
-        pending = [Pending._make(row) for row in cursor.fetchall()]
+        # The entries' foreign keys are checked as they are written, not all
+        # at the commit (the same checks, a fifth of a batch's time less),
+        # but for the batch's, which is written after its entries.
+        cursor.execute(f"SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS {_batch_constraint(cursor)} DEFERRED")
+        # Parallel workers made the outbox query slower (0.86 s against 0.72 s
+        # for 50,000 transactions): their start-up and the merge cost more
+        # than the per-row lookups they share.
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        pending = ahead.result() if ahead is not None else None
+        if pending is not None:
+            cursor.execute(NEXT_IDS_SQL, [limit])
+            if cursor.fetchone()[0] != [row.id for row in pending]:
+                pending = None  # the outbox changed since: read it again
+        if pending is None:
+            pending = _read_pending(cursor, limit)
         if not pending:
-            return None
+            return (None, None) if read_ahead else None
+        if read_ahead and len(pending) == limit:
+            following = _ReadAhead(limit, pending[-1].id)
         last = LedgerBatch.objects.order_by("-number").first()
         number = last.number + 1 if last else 1
         frontier = merkle.Frontier.from_json(last.frontier) if last else merkle.Frontier()
-        first = index = last.tree_size if last else 0
-        prev = PublishedEntry.objects.get(index=index - 1).leaf_hash if index else ZERO_HASH
-        entries, nodes = [], []
+        first = last.tree_size if last else 0
+        chain = {"index": first, "prev": PublishedEntry.objects.get(index=first - 1).leaf_hash if first else ZERO_HASH}
+        nodes = []
         totals: dict[str, dict] = defaultdict(
             lambda: {"money_in": Decimal("0"), "goods_in": Decimal("0"), "money_out": Decimal("0"), "entries": 0}
         )
-        for row in pending:
-            line = merkle.canonical(public_entry(row, index=index, prev=prev))
-            leaf = merkle.leaf_hash(line)
-            for height, position, digest in frontier.append(leaf):
-                if height >= STORED_HEIGHT:
-                    nodes.append((height, position, digest.hex()))
-            prev = leaf.hex()
-            entries.append(
-                (
-                    index,
-                    row.id,
-                    number,
-                    line.decode(),
-                    prev,
-                    row.kind,
-                    row.amount,
-                    row.occurred_on,
-                    row.need_id,
-                    row.area_path,
+
+        def entries():
+            """Each entry, chained and hashed into the tree, as COPY takes it."""
+            for row in pending:
+                index = chain["index"]
+                line = merkle.canonical(public_entry(row, index=index, prev=chain["prev"]))
+                leaf = merkle.leaf_hash(line)
+                for height, position, digest in frontier.append(leaf):
+                    if height >= STORED_HEIGHT:
+                        nodes.append((height, position, digest.hex()))
+                chain["prev"] = leaf.hex()
+                chain["index"] = index + 1
+                money_in, goods_in, money_out = effect(row.kind, Decimal(row.amount), row.reverses_kind)
+                for code in row.area_path.rstrip(".").split("."):
+                    t = totals[code]
+                    t["money_in"] += money_in
+                    t["goods_in"] += goods_in
+                    t["money_out"] += money_out
+                    t["entries"] += 1
+                # One COPY line, written out: canonical JSON has no raw tab,
+                # newline or carriage return (json escapes them), so only its
+                # backslashes need escaping; the other columns are numbers,
+                # hex, dates, codes.
+                text = line.decode()
+                yield (
+                    f"{index}\t{row.id}\t{number}\t{text.replace(chr(92), chr(92) * 2) if chr(92) in text else text}"
+                    f"\t{chain['prev']}\t{row.kind}\t{row.amount}\t{row.occurred_on}"
+                    f"\t{NULL if row.need_id is None else row.need_id}\t{_copy_value(row.area_path)}\n"
                 )
-            )
-            money_in, goods_in, money_out = effect(row.kind, Decimal(row.amount), row.reverses_kind)
-            for code in row.area_path.rstrip(".").split("."):
-                t = totals[code]
-                t["money_in"] += money_in
-                t["goods_in"] += goods_in
-                t["money_out"] += money_out
-                t["entries"] += 1
-            index += 1
-        root = frontier.root().hex()
-        timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        signature = _private_key().sign(
-            merkle.checkpoint_message(batch=number, tree_size=index, root_hash=root, timestamp=timestamp)
-        )
-        batch = LedgerBatch.objects.create(
-            number=number,
-            first_index=first,
-            tree_size=index,
-            root_hash=root,
-            timestamp=timestamp,
-            public_key=public_key_hex(),
-            signature=signature.hex(),
-            frontier=frontier.to_json(),
-        )
+
         _copy(
             cursor,
             "donations_publishedentry",
@@ -276,7 +375,23 @@ def publish_pending(*, limit: int | None = None) -> LedgerBatch | None:
                 "need_id",
                 "area_path",
             ),
-            entries,
+            entries(),
+        )
+        index = chain["index"]
+        root = frontier.root().hex()
+        timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        signature = _private_key().sign(
+            merkle.checkpoint_message(batch=number, tree_size=index, root_hash=root, timestamp=timestamp)
+        )
+        batch = LedgerBatch.objects.create(
+            number=number,
+            first_index=first,
+            tree_size=index,
+            root_hash=root,
+            timestamp=timestamp,
+            public_key=public_key_hex(),
+            signature=signature.hex(),
+            frontier=frontier.to_json(),
         )
         if nodes:
             _copy(cursor, "donations_merklenode", ("height", "position", "hash"), nodes)
@@ -290,14 +405,20 @@ def publish_pending(*, limit: int | None = None) -> LedgerBatch | None:
             obj=batch,
             changes={"first_index": first, "tree_size": index, "root_hash": root},
         )
-    return batch
+    return (batch, following) if read_ahead else batch
 
 
 def publish_all() -> list[LedgerBatch]:
-    batches = []
-    while (batch := publish_pending()) is not None:
-        batches.append(batch)
-    return batches
+    batches, ahead = [], None
+    try:
+        while True:
+            batch, ahead = publish_pending(ahead=ahead, read_ahead=True)
+            if batch is None:
+                return batches
+            batches.append(batch)
+    finally:
+        if ahead is not None:
+            ahead.result()  # its connection closed before this returns
 
 
 # --- Inclusion proofs ------------------------------------------------------------------
