@@ -59,6 +59,9 @@ def _area_links(user, current: Area | None) -> list[Area]:
         scope = access.keeper_areas(user)
         if len(scope) != 1 or scope[0].level >= Area.Level.VILLAGE:
             return scope
+        loaded = getattr(scope[0], "loaded_children", None)  # read with the user (sun_commune.backends)
+        if loaded is not None:
+            return loaded
         current = scope[0]
     # Not through current.children: making the related manager cost more
     # than the query.

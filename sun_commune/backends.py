@@ -6,7 +6,7 @@ their donor profile (if any) and whether they manage a cooperative. Loaded
 one by one that is four queries before the page does anything; here it is
 one, and the user object carries the answers (``grants``,
 ``donor_profile`` and the cooperative-manager flag are the same attributes
-the lazy lookups fill)."""
+the lazy lookups fill; each grant's area has ``loaded_children``)."""
 
 from functools import cache
 
@@ -15,6 +15,11 @@ from django.contrib.auth.backends import ModelBackend
 from django.db import connection
 
 from .prepared import prepared
+
+# The areas directly under each of the user's areas come along too (the
+# lists' "narrow to" links), up to CHILDREN_MAX, with the fields they show.
+CHILDREN_MAX = 200
+CHILD_FIELDS = ["id", "code", "name", "name_en"]
 
 
 @cache
@@ -29,8 +34,15 @@ def _sql() -> str:
     columns = ", ".join(f'u."{f.column}"' for f in user._meta.concrete_fields)
     return f"""
         SELECT {columns},
-            (SELECT coalesce(json_agg(json_build_object('grant', row_to_json(g), 'area', row_to_json(a))
-                                      ORDER BY g.id), '[]')
+            (SELECT coalesce(json_agg(json_build_object(
+                        'grant', row_to_json(g),
+                        'area', row_to_json(a),
+                        'children', (SELECT coalesce(json_agg(json_build_object(
+                                                'id', c.id, 'code', c.code, 'name', c.name, 'name_en', c.name_en)
+                                            ORDER BY c.code), '[]')
+                                       FROM (SELECT id, code, name, name_en FROM {Area._meta.db_table}
+                                              WHERE parent_id = a.id ORDER BY code LIMIT {CHILDREN_MAX}) c)
+                    ) ORDER BY g.id), '[]')
                FROM {RoleGrant._meta.db_table} g JOIN {Area._meta.db_table} a ON a.id = g.area_id
               WHERE g.user_id = u.id AND g.active),
             (SELECT row_to_json(d) FROM {Donor._meta.db_table} d WHERE d.user_id = u.id ORDER BY d.id LIMIT 1),
@@ -80,6 +92,9 @@ def load_user(user_id):
     for item in grants_data:
         grant = _instance(RoleGrant, item["grant"])
         grant.area = _instance(Area, item["area"])
+        grant.area.loaded_children = [
+            Area.from_db(connection.alias, CHILD_FIELDS, [child[f] for f in CHILD_FIELDS]) for child in item["children"]
+        ]
         grant.user = user
         grants.append(grant)
     user.__dict__["grants"] = grants

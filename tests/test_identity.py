@@ -26,6 +26,9 @@ def test_the_user_comes_with_roles_donor_profile_and_cooperatives_in_one_query(a
     assert len(ctx.captured_queries) == 1
     reviewer = load_user(county_reviewer.pk)
     assert reviewer.donor_profile is None and reviewer.staff_areas == [areas.yanting]
+    # The areas under the reviewer's county come with it (the list's links).
+    assert [a.code for a in reviewer.staff_areas[0].loaded_children] == [areas.huangxi.code, areas.qianfeng.code]
+    assert reviewer.staff_areas[0].loaded_children[0].label == areas.huangxi.name
     assert load_user(10**9) is None and load_user("not a number") is None
 
 
