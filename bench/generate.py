@@ -132,7 +132,7 @@ HOT_QUANTITY = 2_000_000_000
 
 
 def log(message: str) -> None:
-    print(f"[generate {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    print(f"[generate {time.strftime('%H:%M:%S', time.gmtime())}] {message}", flush=True)
 
 
 # --- The database -------------------------------------------------------------

@@ -44,6 +44,9 @@ README_END = "<!-- bench:end -->"
 SEARCH_WORD = "电视"
 SEARCH_WORD_3 = "电视机"  # longer words are checked on the text too
 
+# Measured and shown, but not pages of the targets.
+INFORMATIONAL = {"supermarket_logged_in", "need_detail_logged_in"}
+
 TARGETS = {
     "page_ratio": 0.5,  # of the reference's throughput, at province scale
     "page_p99_ms": 100,
@@ -55,7 +58,7 @@ TARGETS = {
 
 
 def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    print(f"[bench {time.strftime('%H:%M:%S', time.gmtime())}] {message}", flush=True)
 
 
 # --- The server ---------------------------------------------------------------------
@@ -288,6 +291,14 @@ def page_plan(meta: dict, keys: dict) -> dict:
         "reviewer_households": ([households], keys[meta["reviewer_username"]]),
         "reviewer_name_search": ([f"{households}?q={urllib.parse.quote(name)}"], keys[meta["reviewer_username"]]),
         "donor_pledges": ([reverse("donations:my-pledges")], keys[meta["donor_username"]]),
+        # Not in the list: the same public pages for a logged-in donor,
+        # who is not served kept pages (sun_commune/pagecache.py): what a page
+        # costs when it is rendered.
+        "supermarket_logged_in": ([supermarket], keys[meta["donor_username"]]),
+        "need_detail_logged_in": (
+            [reverse("donations:need-detail", args=[pk]) for pk in detail],
+            keys[meta["donor_username"]],
+        ),
     }
 
 
@@ -652,6 +663,11 @@ def checks(results: dict[str, dict]) -> list[str]:
     city = results.get("city")
     if prov:
         for name, p in prov["pages"].items():
+            if name in INFORMATIONAL:
+                out.append(
+                    f"info province {name} (rendered, not kept): ratio {p['ratio']:.2f}, p99 {p['p99_ms']:.1f} ms"
+                )
+                continue
             ok = p["ratio"] >= TARGETS["page_ratio"] and p["p99_ms"] < TARGETS["page_p99_ms"]
             out.append(
                 f"{'met' if ok else 'MISSED'} province {name}: ratio {p['ratio']:.2f} (≥ 0.5), "
@@ -679,7 +695,7 @@ def checks(results: dict[str, dict]) -> list[str]:
     if prov and city:
         for name, p in prov["pages"].items():
             c = city["pages"].get(name)
-            if not c:
+            if not c or name in INFORMATIONAL:
                 continue
             same = p["queries"] == c["queries"]
             kept = p["rps"] / c["rps"]

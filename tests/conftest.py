@@ -37,13 +37,18 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_page_version(django_db_setup, django_db_blocker):
-    """Each test starts with no kept public page: a test's rows are rolled
-    back at its end without a trigger firing, so a page kept by one test
-    could otherwise be served to the next (sun_commune/pagecache.py)."""
+def _fresh_page_version(request):
+    """Each test that uses the database starts with no kept public page: a
+    test's rows are rolled back at its end without a trigger firing, so a
+    page kept by one test could otherwise be served to the next
+    (sun_commune/pagecache.py)."""
+    uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames)
+    if not uses_db:
+        return
     from sun_commune import pagecache
 
-    with django_db_blocker.unblock():
+    request.getfixturevalue("django_db_setup")
+    with request.getfixturevalue("django_db_blocker").unblock():
         pagecache.changed()
 
 
