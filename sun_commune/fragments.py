@@ -12,7 +12,9 @@ their identity alone.
 
 import hashlib
 from functools import lru_cache
+from pathlib import Path
 
+from django.conf import settings
 from django.core.cache import cache
 from django.middleware.csrf import get_token
 from django.template.loader import get_template, render_to_string
@@ -23,11 +25,23 @@ FRAGMENT_SECONDS = 6 * 3600
 _SLOT = "\x00csrf\x00"  # cannot occur in rendered HTML
 
 
+@lru_cache(maxsize=1)
+def _templates_version() -> str:
+    """A digest of every template of the project: a deployment that changes
+    any of them (an included one, the form layout) makes new keys for all
+    fragments, not only for those whose own template changed."""
+    digest = hashlib.blake2b(digest_size=6)
+    for directory in settings.TEMPLATES[0]["DIRS"]:
+        for path in sorted(Path(directory).rglob("*.html")):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 @lru_cache(maxsize=64)
 def _template_version(template: str) -> str:
     """A new deployment of a changed template makes new keys."""
     source = getattr(get_template(template).template, "source", "")
-    return hashlib.blake2b(source.encode(), digest_size=6).hexdigest()
+    return hashlib.blake2b(source.encode(), digest_size=6).hexdigest() + _templates_version()
 
 
 def render_many(

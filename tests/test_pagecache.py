@@ -178,3 +178,31 @@ def test_kept_pledge_rows_carry_the_donors_own_csrf_token(areas, world):
     assert response.status_code == 302
     p.refresh_from_db()
     assert p.status == "cancelled"
+
+
+def test_a_kept_pledge_form_and_layout_carry_the_donors_own_token(areas, world):
+    """The empty pledge form and the layout's navigation are kept per need,
+    person and language ({% kept %}); the token in them is the request's."""
+    _household, need, donor = world
+    path = reverse("donations:need-detail", args=[need.pk])
+    first = Client(enforce_csrf_checks=True)
+    first.force_login(donor)
+    first.get(path)  # renders and keeps the form and the navigation
+    second = Client(enforce_csrf_checks=True)
+    second.force_login(donor)
+    page = second.get(path).content.decode()
+    assert "\x00" not in page and 'name="quantity"' in page
+    tokens = TOKEN.findall(page)  # the navigation's forms and the pledge form's: each masked anew
+    assert len(tokens) >= 2
+    response = second.post(
+        reverse("donations:pledge-create", args=[need.pk]),
+        {"quantity": "2", "message": "", "csrfmiddlewaretoken": tokens[-1]},
+    )
+    assert response.status_code == 302
+    assert need.pledges.count() == 1
+    # A refused pledge shows the bound form with its error, not the kept one.
+    response = second.post(
+        reverse("donations:pledge-create", args=[need.pk]),
+        {"quantity": "999", "message": "", "csrfmiddlewaretoken": TOKEN.findall(page)[0]},
+    )
+    assert response.status_code == 400 and 'value="999"' in response.content.decode()
