@@ -6,7 +6,8 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Func, Q
+from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
@@ -108,7 +109,11 @@ def _under(area: Area) -> Q:
     depth = area.path.count(".")
     if depth > AREA_INDEX_DEPTHS:
         return Q(area_codes__contains=[area.code])
-    return Q(**{f"area_codes__{depth - 1}": area.code})
+    # The subscript is written into the SQL, not passed as a parameter (as
+    # area_codes__2 would): a prepared statement's generic plan can then use
+    # the index on (area_codes[depth], id) (sun_commune/prepared.py).
+    code_at_depth = Func(F("area_codes"), template=f"%(expressions)s[{int(depth)}]", output_field=models.CharField())
+    return Q(Exact(code_at_depth, area.code))
 
 
 def under_any_code(areas) -> Q:

@@ -28,6 +28,12 @@ _PATH = "\x00path\x00"
 
 
 class KeptNode(template.Node):
+    # Not searched for {% block %}s: Django looks for them in the whole base
+    # layout on every render of a page that extends it, and the navigation
+    # inside is most of its nodes (a block inside a kept part could not be
+    # overridden anyway: the part is rendered once for every page).
+    child_nodelists = ()
+
     def __init__(self, nodelist, name, values, template_name):
         self.nodelist = nodelist
         self.name = name
