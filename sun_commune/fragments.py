@@ -22,7 +22,14 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
 FRAGMENT_SECONDS = 6 * 3600
-_SLOT = "\x00csrf\x00"  # cannot occur in rendered HTML
+# Where a kept part's CSRF token goes: each request puts its own back in
+# (with_token). A NUL cannot occur in HTML Django rendered.
+CSRF_SLOT = "\x00csrf\x00"
+
+
+def with_token(html: str, request) -> str:
+    """``html`` with ``request``'s own CSRF token in each slot."""
+    return html.replace(CSRF_SLOT, get_token(request)) if CSRF_SLOT in html else html
 
 
 @lru_cache(maxsize=1)
@@ -56,7 +63,7 @@ def render_many(
     the token goes, and ``request``'s own token is put in on the way out:
     a kept fragment never carries anyone's token."""
     items = list(items)
-    extra = {"csrf_token": _SLOT} if request is not None else {}
+    extra = {"csrf_token": CSRF_SLOT} if request is not None else {}
     prefix = f"fragment:{name}:{_template_version(template)}:{get_language() or ''}:"
     keys = [prefix + hashlib.blake2b(repr(shows(item)).encode(), digest_size=16).hexdigest() for item in items]
     found = cache.get_many(keys) if keys else {}
@@ -66,9 +73,7 @@ def render_many(
         fragment = found.get(key)
         if fragment is None:
             fragment = missing[key] = render_to_string(template, {context: item, **extra})
-        if request is not None and _SLOT in fragment:
-            fragment = fragment.replace(_SLOT, get_token(request))
-        html.append(mark_safe(fragment))
+        html.append(mark_safe(with_token(fragment, request) if request is not None else fragment))
     if missing:
         cache.set_many(missing, seconds)
     return html
@@ -90,9 +95,7 @@ def render_block(
     if html is None:
         values = context()
         if request is not None:
-            values["csrf_token"] = _SLOT
+            values["csrf_token"] = CSRF_SLOT
         html = render_to_string(template, values, request=request)
         cache.set(key, html, seconds)
-    if request is not None and _SLOT in html:
-        html = html.replace(_SLOT, get_token(request))
-    return mark_safe(html)
+    return mark_safe(with_token(html, request) if request is not None else html)

@@ -36,12 +36,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.http import HttpResponse
-from django.middleware.csrf import get_token
 from django.utils.translation import get_language
+
+from .fragments import CSRF_SLOT, with_token
 
 SEQUENCE = "sun_commune_page_version"
 _TOKEN = re.compile(r'(name="csrfmiddlewaretoken" value=")[^"]*(")')
-_SLOT = "\x00csrf\x00"  # cannot occur in an HTML page Django rendered
 
 
 def version() -> int:
@@ -93,10 +93,10 @@ def public_page(view):
         kept = cache.get(key)
         if kept is not None:
             content_type, body = kept
-            return HttpResponse(body.replace(_SLOT, get_token(request)), content_type=content_type)
+            return HttpResponse(with_token(body, request), content_type=content_type)
         response = view(request, *args, **kwargs)
         if response.status_code == 200 and not response.streaming and not response.cookies:
-            body = _TOKEN.sub(rf"\g<1>{_SLOT}\g<2>", response.content.decode(response.charset))
+            body = _TOKEN.sub(rf"\g<1>{CSRF_SLOT}\g<2>", response.content.decode(response.charset))
             cache.set(key, (response["Content-Type"], body), settings.PAGE_CACHE_SECONDS)
         return response
 

@@ -14,16 +14,14 @@ import hashlib
 
 from django import template
 from django.core.cache import cache
-from django.middleware.csrf import get_token
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 
-from sun_commune.fragments import FRAGMENT_SECONDS, _template_version
+from sun_commune.fragments import CSRF_SLOT, FRAGMENT_SECONDS, _template_version, with_token
 
 register = template.Library()
 
-_CSRF = "\x00csrf\x00"
 _PATH = "\x00path\x00"
 
 
@@ -48,11 +46,11 @@ class KeptNode(template.Node):
         key = f"fragment:kept:{self.name}:{version}:{get_language() or ''}:{digest}"
         html = cache.get(key)
         if html is None:
-            with context.push(csrf_token=_CSRF, kept_path=mark_safe(_PATH)):
+            with context.push(csrf_token=CSRF_SLOT, kept_path=mark_safe(_PATH)):
                 html = self.nodelist.render(context)
             cache.set(key, html, FRAGMENT_SECONDS)
         if request is not None:
-            html = html.replace(_CSRF, get_token(request)).replace(_PATH, escape(request.get_full_path()))
+            html = with_token(html, request).replace(_PATH, escape(request.get_full_path()))
         return mark_safe(html)
 
 
