@@ -233,8 +233,6 @@ class _Stream:
         out, self._buffer = self._buffer[:size], self._buffer[size:]
         return out
 
-    readline = read
-
 
 def _copy(cursor, table: str, columns: tuple[str, ...], rows) -> None:
     """Write rows (any iterable of tuples, or of lines already in COPY's

@@ -20,7 +20,7 @@ from sun_commune.access import donor_required, secretary_required, staff_require
 from sun_commune.errors import ActionRefused
 from sun_commune.fragments import render_block, render_many
 from sun_commune.pagecache import public_page
-from sun_commune.pagination import keyset_page, keyset_window
+from sun_commune.pagination import keyset_page, keyset_window, rows_in_order
 from sun_commune.prepared import prepared
 
 from . import access, ledger_views, publication, search, services
@@ -252,13 +252,10 @@ def my_pledges(request):
         )
 
     def context():
-        ids = [row.id for row in page.rows]
-        loaded = (
-            Pledge.objects.select_related("need__village", "need__household")
-            .defer("need__description", "need__search_terms", *private_household_fields("need__household"))
-            .in_bulk(ids)
+        pledges = Pledge.objects.select_related("need__village", "need__household").defer(
+            "need__description", "need__search_terms", *private_household_fields("need__household")
         )
-        return {"page": page, "pledges": [loaded[pk] for pk in ids]}
+        return {"page": page, "pledges": rows_in_order(pledges, [row.id for row in page.rows])}
 
     body = render_block(
         "donations/my_pledges_body.html",

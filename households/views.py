@@ -24,7 +24,7 @@ from sun_commune.errors import ActionRefused
 from sun_commune.fragments import render_block
 from sun_commune.models import RoleGrant
 from sun_commune.pagecache import public_page
-from sun_commune.pagination import keyset_page
+from sun_commune.pagination import keyset_page, rows_in_order
 from sun_commune.prepared import prepared
 
 from . import access, history, importing, reports, services, tasks
@@ -115,12 +115,11 @@ def household_list(request):
     query.pop("after", None)
 
     def context():
-        ids = [row.id for row in page.rows]
-        loaded = Household.objects.select_related("village").only(*LIST_COLUMNS).in_bulk(ids)
+        households = Household.objects.select_related("village").only(*LIST_COLUMNS)
         return {
             "form": form or HouseholdFilterForm(None, areas=areas),
             "page": page,
-            "households": [loaded[pk] for pk in ids],
+            "households": rows_in_order(households, [row.id for row in page.rows]),
             "current": current,
             "area_links": area_links,
             "can_export": can_export,

@@ -86,3 +86,11 @@ def keyset_page(queryset, *, order: tuple[str, ...], descending: bool, cursor: s
         last = rows[-1]
         next_cursor = _encode([getattr(last, field.attname) for field in fields])
     return Page(rows=rows, next_cursor=next_cursor, is_first=not valid)
+
+
+def rows_in_order(queryset, ids: list) -> list:
+    """The objects of ``queryset`` with these primary keys, in the order of
+    ``ids`` (a page read as plain values, loaded whole to be rendered); one
+    gone since is left out."""
+    loaded = queryset.in_bulk(ids)
+    return [loaded[pk] for pk in ids if pk in loaded]
