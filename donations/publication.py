@@ -10,6 +10,7 @@ and the outbox row of each transaction is deleted by the batch that
 publishes it, so each is published exactly once.
 """
 
+import queue
 import threading
 import time
 from collections import defaultdict
@@ -74,25 +75,35 @@ def signature_valid(checkpoint: dict) -> bool:
 
 # Everything an entry says, read in one query for a whole batch (the legs
 # aggregated in order), because building 50,000 ORM objects with their legs
-# was most of the publisher's time.
+# was most of the publisher's time. The query is written so that its plan
+# does not depend on statistics: the outbox is a queue whose statistics are
+# soon out of date (half a million dead rows, 250,000 live ones estimated for
+# 50,000), and PostgreSQL then walked all ten million transactions in a merge
+# join (4 s), or read all 480,000 needs into a hash for 5,000 lookups (0.5 s).
+# So the batch's outbox ids come first (at most ``limit`` of them), and the
+# need, donor and reversed transaction of each are looked up by their key
+# (LIMIT 1 keeps each lookup a lookup).
 PENDING_SQL = """
+WITH o AS MATERIALIZED (
+    SELECT transaction_id FROM donations_ledgeroutbox WHERE transaction_id > %s ORDER BY transaction_id LIMIT %s
+)
 SELECT t.id, t.kind, t.occurred_on::text, to_char(t.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-       t.amount::text, t.need_id, n.title, h.public_id,
+       t.amount::text, t.need_id, n.title, n.public_id,
        a.code, a.name, a.path, d.name, d.show_name, t.purpose, t.category, t.payee, t.voucher_sha256,
        t.reverses_id, r.kind,
        ARRAY(SELECT acc.code || ' ' || l.amount::text
                FROM donations_ledgerleg l JOIN donations_ledgeraccount acc ON acc.id = l.account_id
               WHERE l.transaction_id = t.id ORDER BY l.id)
-  FROM donations_ledgeroutbox o
+  FROM o
   JOIN donations_ledgertransaction t ON t.id = o.transaction_id
   JOIN households_area a ON a.id = t.area_id
-  LEFT JOIN donations_need n ON n.id = t.need_id
-  LEFT JOIN households_household h ON h.id = n.household_id
-  LEFT JOIN donations_donor d ON d.id = t.donor_id
-  LEFT JOIN donations_ledgertransaction r ON r.id = t.reverses_id
- WHERE o.transaction_id > %s
+  LEFT JOIN LATERAL (
+      SELECT n.title, h.public_id FROM donations_need n LEFT JOIN households_household h ON h.id = n.household_id
+       WHERE n.id = t.need_id LIMIT 1
+  ) n ON true
+  LEFT JOIN LATERAL (SELECT d.name, d.show_name FROM donations_donor d WHERE d.id = t.donor_id LIMIT 1) d ON true
+  LEFT JOIN LATERAL (SELECT r.kind FROM donations_ledgertransaction r WHERE r.id = t.reverses_id LIMIT 1) r ON true
  ORDER BY o.transaction_id
- LIMIT %s
 """
 # The outbox's next ``limit`` transaction ids, to check rows read ahead.
 NEXT_IDS_SQL = """
@@ -214,31 +225,75 @@ def _copy_value(value) -> str:
 
 
 class _Stream:
-    """A file for COPY that renders its rows as PostgreSQL asks for them:
-    while PostgreSQL writes one chunk (and updates the indexes), Python
-    prepares the next, on the other core."""
+    """A file for COPY whose rows are rendered by a thread of their own, a
+    few chunks ahead of PostgreSQL. Rendered as COPY asked for them, Python
+    and PostgreSQL took turns: psycopg2 sends a chunk and waits while the
+    socket's buffer (200 kB) drains, so PostgreSQL wrote one chunk while
+    Python waited, then idled while Python rendered the next (5.4 s for
+    50,000 entries, the sum of the two). With the rendering in a thread,
+    which runs while psycopg2 waits for the socket without the GIL, Python
+    renders on one core while PostgreSQL writes on the other."""
+
+    CHUNK_LINES = 500
+    AHEAD = 8  # chunks rendered and not yet sent
 
     def __init__(self, rows):
-        self._lines = (row if isinstance(row, str) else "\t".join(map(_copy_value, row)) + "\n" for row in rows)
+        self._chunks: queue.Queue = queue.Queue(self.AHEAD)
+        self._stop = threading.Event()
         self._buffer = ""
+        self._done = False
+        self._thread = threading.Thread(target=self._render, args=(rows,), daemon=True)
+        self._thread.start()
+
+    def _render(self, rows):
+        lines = (row if isinstance(row, str) else "\t".join(map(_copy_value, row)) + "\n" for row in rows)
+        try:
+            while not self._stop.is_set():
+                chunk = "".join(islice(lines, self.CHUNK_LINES))
+                self._put(chunk)
+                if not chunk:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - raised again by read(), in the caller's thread
+            self._put(exc)
+
+    def _put(self, item):
+        while not self._stop.is_set():
+            try:
+                self._chunks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def read(self, size: int = -1) -> str:
-        while size < 0 or len(self._buffer) < size:
-            chunk = "".join(islice(self._lines, 1000))
-            if not chunk:
-                break
-            self._buffer += chunk
+        while not self._done and (size < 0 or len(self._buffer) < size):
+            item = self._chunks.get()
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            if not item:
+                self._done = True
+            self._buffer += item
         if size < 0:
             size = len(self._buffer)
         out, self._buffer = self._buffer[:size], self._buffer[size:]
         return out
 
+    def close(self):
+        """Stop the renderer (COPY failed half-way) and wait for it: the
+        rows' side effects (the tree, the totals) are complete, or unused."""
+        self._stop.set()
+        self._thread.join()
+
 
 def _copy(cursor, table: str, columns: tuple[str, ...], rows) -> None:
     """Write rows (any iterable of tuples, or of lines already in COPY's
-    format, consumed as it is sent) with COPY, in its text format (a third of the time the csv module took to quote the
-    entries' JSON)."""
-    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", _Stream(rows), 1 << 20)
+    format, consumed as it is sent) with COPY, in its text format (a third
+    of the time the csv module took to quote the entries' JSON)."""
+    stream = _Stream(rows)
+    try:
+        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", stream, 1 << 18)
+    finally:
+        stream.close()
 
 
 # --- Publication -----------------------------------------------------------------
@@ -256,6 +311,15 @@ def _batch_constraint(cursor) -> str:
         )
         _BATCH_CONSTRAINT.append(cursor.fetchone()[0])
     return _BATCH_CONSTRAINT[0]
+
+
+# How the publisher's connections read a batch. Parallel workers made the
+# outbox query slower (0.86 s against 0.72 s for 50,000 transactions: their
+# start-up and the merge cost more than the per-row lookups they share).
+# PostgreSQL compiled the query with JIT on every batch (its cost is far
+# above jit_above_cost), which took 0.76 s of its 1.8 s. Its sort of 50,000
+# rows spilled to disk at the default work_mem.
+READ_SETTINGS = "SET {scope} max_parallel_workers_per_gather = 0; SET {scope} jit = off; SET {scope} work_mem = '64MB'"
 
 
 def _read_pending(cursor, limit: int, after: int = 0) -> list[Pending]:
@@ -277,7 +341,7 @@ class _ReadAhead:
     def _read(self, limit, after):
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SET max_parallel_workers_per_gather = 0")
+                cursor.execute(READ_SETTINGS.format(scope="SESSION"))
                 self.rows = _read_pending(cursor, limit, after)
         except Exception:  # noqa: BLE001 - the publisher reads them itself
             self.rows = None
@@ -304,10 +368,7 @@ def publish_pending(*, limit: int | None = None, ahead: _ReadAhead | None = None
         # at the commit (the same checks, a fifth of a batch's time less),
         # but for the batch's, which is written after its entries.
         cursor.execute(f"SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS {_batch_constraint(cursor)} DEFERRED")
-        # Parallel workers made the outbox query slower (0.86 s against 0.72 s
-        # for 50,000 transactions): their start-up and the merge cost more
-        # than the per-row lookups they share.
-        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        cursor.execute(READ_SETTINGS.format(scope="LOCAL"))
         pending = ahead.result() if ahead is not None else None
         if pending is not None:
             cursor.execute(NEXT_IDS_SQL, [limit])
