@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings
 from django.db import connection, transaction
+from psycopg2.errors import UniqueViolation
 
 from households.models import Area
 from sun_commune import audit
@@ -80,13 +81,12 @@ def signature_valid(checkpoint: dict) -> bool:
 # soon out of date (half a million dead rows, 250,000 live ones estimated for
 # 50,000), and PostgreSQL then walked all ten million transactions in a merge
 # join (4 s), or read all 480,000 needs into a hash for 5,000 lookups (0.5 s).
-# So the batch's outbox ids come first (at most ``limit`` of them), and the
-# need, donor and reversed transaction of each are looked up by their key
-# (LIMIT 1 keeps each lookup a lookup).
+# So the batch's outbox ids come first (at most ``limit`` of them, in order),
+# and the need, donor and reversed transaction of each are looked up by
+# their key (LIMIT 1 keeps each lookup a lookup): rows come out in the
+# outbox's order as they are found, with no sort at the end, so a reader
+# can hand over the first ones while it reads the rest.
 PENDING_SQL = """
-WITH o AS MATERIALIZED (
-    SELECT transaction_id FROM donations_ledgeroutbox WHERE transaction_id > %s ORDER BY transaction_id LIMIT %s
-)
 SELECT t.id, t.kind, t.occurred_on::text, to_char(t.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
        t.amount::text, t.need_id, n.title, n.public_id,
        a.code, a.name, a.path, d.name, d.show_name, t.purpose, t.category, t.payee, t.voucher_sha256,
@@ -94,7 +94,7 @@ SELECT t.id, t.kind, t.occurred_on::text, to_char(t.recorded_at AT TIME ZONE 'UT
        ARRAY(SELECT acc.code || ' ' || l.amount::text
                FROM donations_ledgerleg l JOIN donations_ledgeraccount acc ON acc.id = l.account_id
               WHERE l.transaction_id = t.id ORDER BY l.id)
-  FROM o
+  FROM (SELECT transaction_id FROM donations_ledgeroutbox WHERE transaction_id > %s ORDER BY transaction_id LIMIT %s) o
   JOIN donations_ledgertransaction t ON t.id = o.transaction_id
   JOIN households_area a ON a.id = t.area_id
   LEFT JOIN LATERAL (
@@ -105,7 +105,8 @@ SELECT t.id, t.kind, t.occurred_on::text, to_char(t.recorded_at AT TIME ZONE 'UT
   LEFT JOIN LATERAL (SELECT r.kind FROM donations_ledgertransaction r WHERE r.id = t.reverses_id LIMIT 1) r ON true
  ORDER BY o.transaction_id
 """
-# The outbox's next ``limit`` transaction ids, to check rows read ahead.
+# The outbox's first ``n`` transaction ids: rows read ahead are written
+# only if they are exactly these.
 NEXT_IDS_SQL = """
 SELECT coalesce(array_agg(transaction_id ORDER BY transaction_id), '{}')
   FROM (SELECT transaction_id FROM donations_ledgeroutbox ORDER BY transaction_id LIMIT %s) o
@@ -328,39 +329,115 @@ def _read_pending(cursor, limit: int, after: int = 0) -> list[Pending]:
 
 
 class _ReadAhead:
-    """The next batch's outbox rows, read on a connection of its own while
-    this batch is written: the query then costs no time of the publisher's.
-    What it read is used only if, under the publisher's lock, the outbox's
-    next transactions are still exactly those."""
+    """A batch's outbox rows, read on a connection of its own and handed
+    over in chunks as they come, so that the publisher renders and writes
+    the first entries while the last are still being read (the read was
+    a tenth of a batch's time, spent before anything was written). Once
+    followed (:meth:`follow`), a reader that read a whole batch starts
+    reading the next one as soon as it is done.
+
+    What it read is used only if, under the publisher's lock, its rows are
+    still exactly the outbox's first ones (checked before the commit)."""
+
+    CHUNK = 2000
 
     def __init__(self, limit: int, after: int):
-        self.rows = None
+        self.limit = limit
+        self.next: _ReadAhead | None = None
+        self.failed = False
+        self._chunks: queue.Queue = queue.Queue()
+        self._peeked: list | None = None
+        self._lock = threading.Lock()
+        self._following = self._finished = self._closed = False
+        self._count, self._last = 0, None
         self._thread = threading.Thread(target=self._read, args=(limit, after), daemon=True)
         self._thread.start()
 
     def _read(self, limit, after):
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(READ_SETTINGS.format(scope="SESSION"))
-                self.rows = _read_pending(cursor, limit, after)
+            with transaction.atomic(), connection.cursor() as cursor:  # a cursor on the server lives in one
+                cursor.execute(READ_SETTINGS.format(scope="LOCAL"))
+                cursor.execute(f"DECLARE sun_publication_read NO SCROLL CURSOR FOR {PENDING_SQL}", [after, limit])
+                while not self._closed:
+                    cursor.execute(f"FETCH {self.CHUNK} FROM sun_publication_read")
+                    chunk = [Pending._make(row) for row in cursor.fetchall()]
+                    if not chunk:
+                        break
+                    self._count += len(chunk)
+                    self._last = chunk[-1].id
+                    self._chunks.put(chunk)
         except Exception:  # noqa: BLE001 - the publisher reads them itself
-            self.rows = None
+            self.failed = True
         finally:
             connection.close()
+            with self._lock:
+                self._finished = True
+                self._start_next()
+            self._chunks.put(None)
 
-    def result(self) -> list[Pending] | None:
+    def _start_next(self):
+        if (
+            self._following
+            and self._finished
+            and not self._closed
+            and not self.failed
+            and self._count == self.limit
+            and self.next is None
+        ):
+            self.next = _ReadAhead(self.limit, self._last)
+
+    def follow(self):
+        """Read the next batch as soon as this one is read."""
+        with self._lock:
+            self._following = True
+            self._start_next()
+
+    def empty(self) -> bool:
+        """Whether it found nothing (waits for the first chunk)."""
+        if self._peeked is None:
+            self._peeked = self._chunks.get() or []
+        return not self._peeked
+
+    def first_id(self) -> int:
+        return self._peeked[0].id
+
+    def rows(self, taken: list):
+        """Its rows as they come, each also appended to ``taken``."""
+        chunk = self._peeked if self._peeked is not None else self._chunks.get()
+        while chunk:
+            taken.extend(chunk)
+            yield from chunk
+            chunk = self._chunks.get()
+
+    def close(self):
+        """Stop reading (this one and the next) and wait until its connection is closed."""
+        with self._lock:
+            self._closed = True
         self._thread.join()
-        return self.rows
+        if self.next is not None:
+            self.next.close()
+
+
+class _Unusable(Exception):
+    """The rows read ahead are not the outbox's first ones any more."""
 
 
 def publish_pending(*, limit: int | None = None, ahead: _ReadAhead | None = None, read_ahead: bool = False):
     """Publish the next batch of committed, unpublished transactions, or do
     nothing (None) when there are none. Safe to run twice at once and to kill.
 
-    ``read_ahead`` (publish_all) starts reading the batch after this one
-    while this one is written, and returns it beside the batch; the next
-    call takes it as ``ahead``."""
-    limit = limit or settings.LEDGER_BATCH_MAX
+    ``ahead`` (publish_all) is a reader of the batch, whose rows are
+    written as they come; ``read_ahead`` has the batch after this one read
+    while this one is written, and returns its reader beside the batch."""
+    limit = ahead.limit if ahead is not None else (limit or settings.LEDGER_BATCH_MAX)
+    try:
+        return _publish(limit, ahead, read_ahead)
+    except _Unusable:
+        ahead.close()
+        return _publish(limit, None, read_ahead)
+
+
+def _publish(limit: int, ahead: _ReadAhead | None, read_ahead: bool):
     following = None
     with transaction.atomic(durable=True), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK])
@@ -369,17 +446,28 @@ def publish_pending(*, limit: int | None = None, ahead: _ReadAhead | None = None
         # but for the batch's, which is written after its entries.
         cursor.execute(f"SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS {_batch_constraint(cursor)} DEFERRED")
         cursor.execute(READ_SETTINGS.format(scope="LOCAL"))
-        pending = ahead.result() if ahead is not None else None
-        if pending is not None:
-            cursor.execute(NEXT_IDS_SQL, [limit])
-            if cursor.fetchone()[0] != [row.id for row in pending]:
-                pending = None  # the outbox changed since: read it again
-        if pending is None:
-            pending = _read_pending(cursor, limit)
-        if not pending:
-            return (None, None) if read_ahead else None
-        if read_ahead and len(pending) == limit:
-            following = _ReadAhead(limit, pending[-1].id)
+        if ahead is not None and ahead.empty():
+            ahead.close()  # nothing committed when it looked: look here
+            ahead = None
+        if ahead is not None:
+            # Read before this publisher had the lock, its rows may have been
+            # published by another in the meantime: then they no longer
+            # start at the outbox's head.
+            cursor.execute(NEXT_IDS_SQL, [1])
+            if cursor.fetchone()[0] != [ahead.first_id()]:
+                raise _Unusable
+        if ahead is not None:
+            pending = []  # filled as the rows are written
+            rows = ahead.rows(pending)
+            if read_ahead:
+                ahead.follow()
+                following = ahead
+        else:
+            pending = rows = _read_pending(cursor, limit)
+            if not pending:
+                return (None, None) if read_ahead else None
+            if read_ahead and len(pending) == limit:
+                following = _ReadAhead(limit, pending[-1].id)
         last = LedgerBatch.objects.order_by("-number").first()
         number = last.number + 1 if last else 1
         frontier = merkle.Frontier.from_json(last.frontier) if last else merkle.Frontier()
@@ -392,7 +480,7 @@ def publish_pending(*, limit: int | None = None, ahead: _ReadAhead | None = None
 
         def entries():
             """Each entry, chained and hashed into the tree, as COPY takes it."""
-            for row in pending:
+            for row in rows:
                 index = chain["index"]
                 line = merkle.canonical(public_entry(row, index=index, prev=chain["prev"]))
                 leaf = merkle.leaf_hash(line)
@@ -419,23 +507,21 @@ def publish_pending(*, limit: int | None = None, ahead: _ReadAhead | None = None
                     f"\t{NULL if row.need_id is None else row.need_id}\t{_copy_value(row.area_path)}\n"
                 )
 
-        _copy(
-            cursor,
-            "donations_publishedentry",
-            (
-                "index",
-                "transaction_id",
-                "batch_id",
-                "line",
-                "leaf_hash",
-                "kind",
-                "amount",
-                "occurred_on",
-                "need_id",
-                "area_path",
-            ),
-            entries(),
-        )
+        columns = ("index", "transaction_id", "batch_id", "line", "leaf_hash")
+        columns += ("kind", "amount", "occurred_on", "need_id", "area_path")
+        try:
+            _copy(cursor, "donations_publishedentry", columns, entries())
+        except UniqueViolation:
+            if ahead is None:
+                raise
+            # A row read ahead was published by another publisher between the
+            # read and this one's lock (one that had not yet seen a
+            # transaction committed late): the database refused it twice.
+            raise _Unusable from None
+        if ahead is not None:
+            cursor.execute(NEXT_IDS_SQL, [len(pending)])
+            if ahead.failed or cursor.fetchone()[0] != [row.id for row in pending]:
+                raise _Unusable  # rolls this batch back; it is read again, here
         index = chain["index"]
         root = frontier.root().hex()
         timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -464,11 +550,14 @@ def publish_pending(*, limit: int | None = None, ahead: _ReadAhead | None = None
             obj=batch,
             changes={"first_index": first, "tree_size": index, "root_hash": root},
         )
+    if following is ahead and ahead is not None:
+        following = ahead.next  # the batch after, read (or being read) by now if this one was whole
+        ahead.next = None
     return (batch, following) if read_ahead else batch
 
 
 def publish_all() -> list[LedgerBatch]:
-    batches, ahead = [], None
+    batches, ahead = [], _ReadAhead(settings.LEDGER_BATCH_MAX, 0)
     try:
         while True:
             batch, ahead = publish_pending(ahead=ahead, read_ahead=True)
@@ -477,7 +566,7 @@ def publish_all() -> list[LedgerBatch]:
             batches.append(batch)
     finally:
         if ahead is not None:
-            ahead.result()  # its connection closed before this returns
+            ahead.close()  # its connection closed before this returns
 
 
 # --- Inclusion proofs ------------------------------------------------------------------

@@ -230,10 +230,11 @@ def test_two_publishers_at_once_publish_each_transaction_exactly_once(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_next_batch_read_ahead_is_used_only_while_the_outbox_is_unchanged(areas, settings):
-    """publish_all reads each next batch on a second connection while it
-    writes the current one; under its lock it uses those rows only if the
-    outbox's next transactions are still exactly them."""
+def test_batches_are_read_ahead_and_used_only_while_they_are_the_outbox_head(areas, settings):
+    """publish_all reads each batch on a second connection and writes its
+    rows as they come, the next batch being read while this one is
+    written; under its lock it commits a batch only if the rows it read are
+    still exactly the outbox's first ones, and otherwise reads it again."""
     from django.test.utils import CaptureQueriesContext
 
     bulk_goods_in(25, areas.village_a)
@@ -241,21 +242,56 @@ def test_the_next_batch_read_ahead_is_used_only_while_the_outbox_is_unchanged(ar
     with CaptureQueriesContext(connection) as ctx:
         batches = publication.publish_all()
     assert [(b.first_index, b.tree_size) for b in batches] == [(0, 10), (10, 20), (20, 25)]
-    read_here = [q for q in ctx.captured_queries if q["sql"].lstrip().startswith("WITH o AS MATERIALIZED")]
-    assert len(read_here) == 2  # the first batch, and the last look that finds the outbox empty
+    read_here = [q for q in ctx.captured_queries if q["sql"].lstrip().startswith("SELECT t.id, t.kind")]
+    assert len(read_here) == 1  # only the last look, which finds the outbox empty
     assert assert_published_exactly_once() == 25
 
-    # Rows read ahead that are no longer the outbox's next (here: one is
-    # missing, as if it had committed late): read again, still exactly once.
+    # A reader whose rows are not the outbox's first ones (here the first is
+    # missing, as if it had committed late): the batch written from them is
+    # rolled back and read again; still exactly once.
     bulk_goods_in(15, areas.village_a)
-    ahead = publication._ReadAhead(10, 0)
-    ahead.rows = ahead.result()[1:]
+    first = LedgerOutbox.objects.order_by("transaction_id").values_list("transaction_id", flat=True)[0]
+    ahead = publication._ReadAhead(10, first)
     batch, following = publication.publish_pending(ahead=ahead, read_ahead=True)
     if following is not None:
-        following.result()
+        following.close()
     assert batch.tree_size - batch.first_index == 10
+    assert PublishedEntry.objects.filter(index__gte=batch.first_index, transaction_id=first).exists()
     publication.publish_all()
     assert assert_published_exactly_once() == 40
+    check_ok()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_read_ahead_and_published_meanwhile_are_read_again(areas, settings):
+    """Read before the publisher held the lock, rows may be published by
+    another publisher in the meantime: those no longer at the outbox's
+    head are read again; those behind a transaction that committed late
+    (the head is still what was read) are refused by the database's
+    unique key, and read again too. Each is published exactly once."""
+    settings.LEDGER_BATCH_MAX = 10
+    bulk_goods_in(10, areas.village_a)
+    ahead = publication._ReadAhead(10, 0)
+    assert not ahead.empty()
+    publication.publish_pending()  # another publisher, first
+    bulk_goods_in(5, areas.village_a)
+    batch, _following = publication.publish_pending(ahead=ahead, read_ahead=True)
+    assert (batch.first_index, batch.tree_size) == (10, 15)
+    assert assert_published_exactly_once() == 15
+
+    bulk_goods_in(10, areas.village_a)
+    ahead = publication._ReadAhead(10, 0)
+    assert not ahead.empty()
+    late = ahead.first_id()
+    # As if `late` had committed only after the other publisher read the
+    # outbox: it takes the nine after it, and `late` is the head again.
+    LedgerOutbox.objects.filter(transaction_id=late).delete()
+    publication.publish_pending()
+    LedgerOutbox.objects.create(transaction_id=late)
+    batch, _following = publication.publish_pending(ahead=ahead, read_ahead=True)
+    assert (batch.first_index, batch.tree_size) == (24, 25)
+    assert PublishedEntry.objects.get(index=24).transaction_id == late
+    assert assert_published_exactly_once() == 25
     check_ok()
 
 
