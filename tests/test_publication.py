@@ -295,6 +295,18 @@ def test_rows_read_ahead_and_published_meanwhile_are_read_again(areas, settings)
     check_ok()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_that_fails_costs_nothing_but_a_second_read(areas, settings):
+    settings.LEDGER_BATCH_MAX = 10
+    bulk_goods_in(4, areas.village_a)
+    broken = publication._ReadAhead(10, "not an id")  # its query fails on its own connection
+    batch, following = publication.publish_pending(ahead=broken, read_ahead=True)
+    assert broken.failed and following is None
+    assert (batch.first_index, batch.tree_size) == (0, 4)
+    assert assert_published_exactly_once() == 4
+    check_ok()
+
+
 # --- Kill -9 in the middle of a publication ---------------------------------------------------
 
 
