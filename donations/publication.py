@@ -456,12 +456,10 @@ def _publish(limit: int, ahead: _ReadAhead | None, read_ahead: bool):
             cursor.execute(NEXT_IDS_SQL, [1])
             if cursor.fetchone()[0] != [ahead.first_id()]:
                 raise _Unusable
-        if ahead is not None:
             pending = []  # filled as the rows are written
             rows = ahead.rows(pending)
             if read_ahead:
                 ahead.follow()
-                following = ahead
         else:
             pending = rows = _read_pending(cursor, limit)
             if not pending:
@@ -550,9 +548,9 @@ def _publish(limit: int, ahead: _ReadAhead | None, read_ahead: bool):
             obj=batch,
             changes={"first_index": first, "tree_size": index, "root_hash": root},
         )
-    if following is ahead and ahead is not None:
-        following = ahead.next  # the batch after, read (or being read) by now if this one was whole
-        ahead.next = None
+    if ahead is not None and read_ahead:
+        # The batch after, being read by now if this one was whole.
+        following, ahead.next = ahead.next, None
     return (batch, following) if read_ahead else batch
 
 
