@@ -825,7 +825,7 @@ def load_ledger(conn, name: str, s: dict) -> None:
         "leg": ("donations_ledgerleg", "id, amount, account_id, transaction_id"),
         "entry": (
             "donations_publishedentry",
-            "index, line, leaf_hash, kind, amount, occurred_on, area_path, batch_id, need_id, transaction_id",
+            "index, line, leaf_hash, kind, amount, occurred_on, area_path, need_id, transaction_id",
         ),
         "node": ("donations_merklenode", 'height, "position", hash'),
     }
@@ -957,7 +957,7 @@ def load_ledger(conn, name: str, s: dict) -> None:
             buffers["leg"].append(f"{2 * i + k + 1}\t{x}\t{account}\t{txn_id}\n")
         buffers["entry"].append(
             f"{i}\t{text.replace(chr(92), chr(92) * 2)}\t{leaf.hex()}\t{kind}\t{amount}\t{day}\t{area_path}\t"
-            f"{number}\t{_n(need_id)}\t{txn_id}\n"
+            f"{_n(need_id)}\t{txn_id}\n"
         )
         prev = leaf.hex()
         if (i + 1) % batch_max == 0 or i + 1 == total:

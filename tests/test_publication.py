@@ -77,7 +77,7 @@ def test_publishing_makes_numbered_batches_that_continue_the_indices(areas, mone
 
     assert (batch1.number, batch1.first_index, batch1.tree_size) == (1, 0, 3)
     entries = list(PublishedEntry.objects.order_by("index"))
-    assert [(e.index, e.transaction_id, e.batch_id) for e in entries] == [(i, t.pk, 1) for i, t in enumerate(first)]
+    assert [(e.index, e.transaction_id) for e in entries] == [(i, t.pk) for i, t in enumerate(first)]
     assert not LedgerOutbox.objects.exists()
     assert publication.publish_pending() is None
     assert publication.publish_all() == []
@@ -89,13 +89,11 @@ def test_publishing_makes_numbered_batches_that_continue_the_indices(areas, mone
     batch2 = publication.publish_pending()
 
     assert (batch2.number, batch2.first_index, batch2.tree_size) == (2, 3, 5)
-    assert list(
-        PublishedEntry.objects.filter(batch=batch2).order_by("index").values_list("index", "transaction_id")
-    ) == [
+    assert list(batch2.entries().order_by("index").values_list("index", "transaction_id")) == [
         (3, second[0].pk),
         (4, second[1].pk),
     ]
-    assert list(PublishedEntry.objects.filter(batch=batch1).values_list("index", flat=True)) == [0, 1, 2]
+    assert list(batch1.entries().order_by("index").values_list("index", flat=True)) == [0, 1, 2]
     assert_published_exactly_once()
     check_ok()
 
@@ -582,3 +580,34 @@ def test_copy_passes_on_what_rendering_raised_and_stops_its_renderer(db):
         _copy(cursor, "copy_probe", ("n",), rows(None))
         cursor.execute("SELECT count(*), sum(n) FROM copy_probe")
         assert cursor.fetchone() == (5000, sum(range(5000)))
+
+
+def test_entry_lines_are_written_out_exactly_as_canonical_json():
+    """The publisher writes each entry's line key by key instead of through
+    json.dumps: for every kind of value (absent ones, empty strings that
+    become null, quotes, backslashes, control characters, Chinese, emoji,
+    an anonymous donor, a reversal) the characters are the canonical ones."""
+    strings = ["", "plain", '引号"\\', "tab\there\nnew\rline\x01\x1f", "电视机 🎁", "\u2028\u2029", "ü/é</script>"]
+    base = publication.Pending(
+        id=1, kind="money_in", occurred_on="2026-11-03", recorded_at="2026-11-03T10:11:12Z", amount="12.50",
+        need_id=None, need_title=None, household=None, area_code="510703001001", area_name="金兰村",
+        area_path="51.5107.", donor_name=None, donor_named=None, purpose="", category="", payee="",
+        voucher_sha256="", reverses_id=None, reverses_kind=None, legs=[],
+    )  # fmt: skip
+    variants = [base]
+    for n, text in enumerate(strings):
+        variants.append(
+            base._replace(
+                id=10**12 + n, need_id=n, need_title=text, household=text or None, area_name=text, purpose=text,
+                category=text, payee=text, voucher_sha256=text, donor_name=text, donor_named=n % 2 == 0,
+                reverses_id=n or None, reverses_kind="spend", kind="reversal", amount=text,
+                legs=[f"pool:{n} -{n}.00", f"need:{n} {n}.00"], area_code=text, occurred_on=text,
+            )
+        )  # fmt: skip
+    for n, row in enumerate(variants):
+        prev = f"{n:064x}"
+        assert publication.entry_line(row, index=n, prev=prev).encode() == merkle.canonical(
+            publication.public_entry(row, index=n, prev=prev)
+        )
+    with pytest.raises(ValueError):
+        publication.entry_line(base._replace(legs=["account with a space 1.00"]), index=0, prev=prev)
