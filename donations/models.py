@@ -542,14 +542,25 @@ class PublishedEntry(models.Model):
     downloads serve it, and the columns the public pages filter on."""
 
     index = models.BigIntegerField(primary_key=True)
-    transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="published")
+    # The entry's transaction and need, and its kind, amount, date and area
+    # path, are checked against the transaction once per statement that
+    # writes entries (migration 0009), not by foreign keys: those looked up
+    # and locked each referenced row, one entry at a time — a third of the
+    # publisher's writing, to guard rows the database never lets anyone
+    # delete (ledger transactions are append-only; a need with a ledger
+    # transaction is held by the transaction's own key).
+    transaction = models.OneToOneField(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="published", db_constraint=False
+    )
     line = models.TextField()
     leaf_hash = models.CharField(max_length=64)
     kind = models.CharField(max_length=16, choices=LedgerTransaction.Kind)
     amount = models.DecimalField(**MONEY)
     occurred_on = models.DateField()
     # Found through ledger_pub_need_idx (need, index), which also orders them.
-    need = models.ForeignKey(Need, on_delete=models.PROTECT, null=True, related_name="+", db_index=False)
+    need = models.ForeignKey(
+        Need, on_delete=models.PROTECT, null=True, related_name="+", db_index=False, db_constraint=False
+    )
     area_path = models.CharField(max_length=255)
 
     class Meta:

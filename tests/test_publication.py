@@ -611,3 +611,40 @@ def test_entry_lines_are_written_out_exactly_as_canonical_json():
         )
     with pytest.raises(ValueError):
         publication.entry_line(base._replace(legs=["account with a space 1.00"]), index=0, prev=prev)
+
+
+def test_the_database_refuses_an_entry_that_does_not_say_what_its_transaction_says(
+    areas, money_need_a, county_reviewer
+):
+    """Entries hold no foreign keys (checked row by row, they were a third
+    of the publisher's writing); a statement trigger checks every entry a
+    statement writes against its transaction instead: that it exists, and
+    that the need, kind, amount, date and area path are the transaction's."""
+    from django.db import IntegrityError
+
+    txn = gift(county_reviewer, areas.yanting, "20", "P-9")
+    right = {
+        "index": 0,
+        "transaction_id": txn.pk,
+        "line": "{}",
+        "leaf_hash": publication.ZERO_HASH,
+        "kind": txn.kind,
+        "amount": txn.amount,
+        "occurred_on": txn.occurred_on,
+        "need_id": txn.need_id,
+        "area_path": txn.area.path,
+    }
+    wrongs = [
+        {"transaction_id": txn.pk + 1000},
+        {"need_id": money_need_a.pk},
+        {"kind": Kind.SPEND},
+        {"amount": D("20.01")},
+        {"occurred_on": txn.occurred_on.replace(year=2001)},
+        {"area_path": areas.city.path},
+    ]
+    for wrong in wrongs:
+        with pytest.raises(IntegrityError, match="does not say what ledger transaction"), transaction.atomic():
+            PublishedEntry.objects.create(**{**right, **wrong})
+    assert not PublishedEntry.objects.exists()
+    PublishedEntry.objects.create(**right)
+    assert PublishedEntry.objects.get().transaction_id == txn.pk
