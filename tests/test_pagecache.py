@@ -206,3 +206,46 @@ def test_a_kept_pledge_form_and_layout_carry_the_donors_own_token(areas, world):
         {"quantity": "999", "message": "", "csrfmiddlewaretoken": TOKEN.findall(page)[0]},
     )
     assert response.status_code == 400 and 'value="999"' in response.content.decode()
+
+
+def test_a_kept_navigation_costs_no_cache_round_trip_once_this_process_has_it(areas, world, monkeypatch):
+    """Kept fragments are named by everything they show, so each process also
+    holds the ones it used in memory: the second page of a logged-in donor
+    asks the shared cache for nothing in the layout, and the page is the same."""
+    from django.core.cache import cache
+
+    _household, _need, donor = world
+    client = Client()
+    client.force_login(donor)
+    path = reverse("donations:my-pledges")
+    first = client.get(path).content.decode()
+    asked = []
+    for name in ("get", "get_many"):
+        original = getattr(cache, name)
+        monkeypatch.setattr(
+            cache, name, lambda key, *a, _original=original, **k: asked.append(key) or _original(key, *a, **k)
+        )
+    second = client.get(path).content.decode()
+    assert not [key for key in asked if "fragment:" in str(key)]
+    assert TOKEN.sub("", first) == TOKEN.sub("", second)
+    assert "\x00" not in second
+
+
+def test_fragments_held_in_memory_are_bounded_and_expire(monkeypatch):
+    from sun_commune import fragments
+
+    local = fragments._Local(max_bytes=800)
+    for n in range(10):
+        local.put(f"k{n}", "x" * 100, seconds=60)
+    assert local.get("k0") is None and local.get("k1") is None  # the oldest went first
+    assert local.get("k9") == "x" * 100
+    local.get("k2")  # used: kept over k3
+    local.put("k10", "y" * 100, seconds=60)
+    assert local.get("k2") is not None and local.get("k3") is None
+    local.put("big", "z" * 101, seconds=60)  # more than an eighth of the whole: not held
+    assert local.get("big") is None
+    now = fragments.time.monotonic()
+    local.put("soon", "s", seconds=5)
+    monkeypatch.setattr(fragments.time, "monotonic", lambda: now + 6)
+    assert local.get("soon") is None
+    assert fragments._Local(max_bytes=0).get("k") is None

@@ -13,12 +13,11 @@ language switch comes back to it)."""
 import hashlib
 
 from django import template
-from django.core.cache import cache
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 
-from sun_commune.fragments import CSRF_SLOT, FRAGMENT_SECONDS, _template_version, with_token
+from sun_commune.fragments import CSRF_SLOT, _template_version, kept_get, kept_set, with_token
 
 register = template.Library()
 
@@ -44,11 +43,11 @@ class KeptNode(template.Node):
         digest = hashlib.blake2b(repr(values).encode(), digest_size=16).hexdigest()
         version = _template_version(self.template_name) if self.template_name else ""
         key = f"fragment:kept:{self.name}:{version}:{get_language() or ''}:{digest}"
-        html = cache.get(key)
+        html = kept_get(key)
         if html is None:
             with context.push(csrf_token=CSRF_SLOT, kept_path=mark_safe(_PATH)):
                 html = self.nodelist.render(context)
-            cache.set(key, html, FRAGMENT_SECONDS)
+            kept_set(key, html)
         if request is not None:
             html = with_token(html, request).replace(_PATH, escape(request.get_full_path()))
         return mark_safe(html)
