@@ -4,10 +4,11 @@ from django.shortcuts import get_object_or_404
 from .models import Household
 
 
-def households_for(user):
+def households_for(user, *, by_codes: bool = False):
     """Households whose private fields ``user`` may see: their villages as
-    secretary and everything under their areas as staff."""
-    return Household.objects.within_any(user.secretary_villages + user.staff_areas)
+    secretary and everything under their areas as staff. ``by_codes`` says
+    the same through the index a name search uses (see ``_under``)."""
+    return Household.objects.within_any(user.secretary_villages + user.staff_areas, by_codes=by_codes)
 
 
 def get_household_for_keeper(user, pk) -> Household:

@@ -166,19 +166,22 @@ class HouseholdFilterForm(forms.Form):
             raise forms.ValidationError(_("The check digit of this ID number is wrong; please check each digit."))
         return value
 
+    def searches_names(self) -> bool:
+        return bool(normalise(self.cleaned_data.get("q") or "").split())
+
     def filter(self, households):
         """``households`` narrowed by the form's valid fields."""
         data = self.cleaned_data
         area = data.get("area")
+        chunks = normalise(data.get("q") or "").split()[:4]
         if area is not None:
-            households = households.within(area)
+            households = households.within(area, by_codes=bool(chunks))
         if data.get("status"):
             households = households.filter(status=data["status"])
         if data.get("cause"):
             households = households.filter(poverty_causes__contains=[data["cause"]])
         if data.get("id_number"):
             households = households.filter(id_hash=id_hash(data["id_number"]))
-        chunks = normalise(data.get("q") or "").split()[:4]
         if chunks:
             scope = [area] if area is not None else self.fields["area"].areas
             households = households.filter(under_any_code(scope), name_terms__contains=query_terms(" ".join(chunks)))

@@ -100,14 +100,17 @@ class Area(models.Model):
 AREA_INDEX_DEPTHS = 4  # households/migrations/0010: (area_codes[d], id) for d = 1..4
 
 
-def _under(area: Area) -> Q:
+def _under(area: Area, *, by_codes: bool = False) -> Q:
     """Households of ``area`` and everything below it: a village's by its id,
     a larger area's by its code at its depth in ``area_codes`` (an index on
-    (area_codes[depth], id) gives them newest first without a sort)."""
+    (area_codes[depth], id) gives them newest first without a sort), or,
+    ``by_codes``, by its code anywhere in ``area_codes`` (the same
+    households: codes are unique across levels), which the GIN index of
+    names and area codes answers together with a name."""
     if area.level == Area.Level.VILLAGE:
         return Q(village_id=area.pk)
     depth = area.path.count(".")
-    if depth > AREA_INDEX_DEPTHS:
+    if by_codes or depth > AREA_INDEX_DEPTHS:
         return Q(area_codes__contains=[area.code])
     # The subscript is written into the SQL, not passed as a parameter (as
     # area_codes__2 would): a prepared statement's generic plan can then use
@@ -126,13 +129,13 @@ def under_any_code(areas) -> Q:
 
 
 class HouseholdQuerySet(models.QuerySet):
-    def within(self, area: Area):
-        return self.filter(_under(area))
+    def within(self, area: Area, *, by_codes: bool = False):
+        return self.filter(_under(area, by_codes=by_codes))
 
-    def within_any(self, areas):
+    def within_any(self, areas, *, by_codes: bool = False):
         q = Q()
         for area in areas:
-            q |= _under(area)
+            q |= _under(area, by_codes=by_codes)
         return self.filter(q) if areas else self.none()
 
 

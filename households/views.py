@@ -91,14 +91,18 @@ def household_list(request):
     # Without filters, the empty form is made only to render a list that is
     # not kept (making its five fields is a tenth of a kept page's time).
     form = HouseholdFilterForm(request.GET, areas=areas) if request.GET else None
-    households = access.households_for(user)
+    valid = form is not None and form.is_valid()
+    # A name is found in the GIN index of names and area codes; the user's
+    # areas said through the same index keep the search one index scan in
+    # a plan PostgreSQL prepares once (said by the code's depth, it planned
+    # the query anew each time: 0.5 ms a search against 0.2).
+    households = access.households_for(user, by_codes=valid and form.searches_names())
     current = None
-    if form is not None:
-        if form.is_valid():
-            households = form.filter(households)
-            current = form.cleaned_data.get("area")
-        else:
-            households = households.none()
+    if valid:
+        households = form.filter(households)
+        current = form.cleaned_data.get("area")
+    elif form is not None:
+        households = households.none()
     # The page's rows as plain values: they key the rendered list, and only
     # when it is not kept are the households loaded to render it.
     with prepared():

@@ -76,6 +76,29 @@ def test_a_long_name_is_not_found_in_pieces_of_two_names(areas, secretary_a, cou
     assert found(client, q="李建国") == found(client, q="建国") == {"王建明"}
 
 
+def test_a_name_searched_in_a_county_is_one_lookup_in_the_name_index(
+    areas, register, county_reviewer, other_county_reviewer, client_of
+):
+    """The reviewer's county is said through the index of names and area
+    codes when a name is searched (the same households as by the code at its
+    depth, which planned the query anew each time), and only then."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def list_query(client, **query) -> str:
+        with CaptureQueriesContext(connection) as ctx:
+            found(client, **query)
+        return next(q["sql"] for q in ctx.captured_queries if "name_terms" in q["sql"] or "LIMIT 51" in q["sql"])
+
+    client = client_of(county_reviewer)
+    searched = list_query(client, q="王明")
+    assert '"area_codes" @> ' in searched and '"area_codes"[' not in searched
+    assert '"area_codes" @> ' in list_query(client, q="秀英", area=areas.qianfeng.code)
+    assert '"area_codes"[' in list_query(client)  # the list itself walks (area_codes[depth], id)
+    assert found(client, q="王明") == {"王明"}
+    assert found(client_of(other_county_reviewer), q="王明") == set()  # still only their own county
+
+
 def test_an_id_number_is_found_exactly(register, county_reviewer, client_of):
     client = english(county_reviewer)
     assert found(client, id_number=valid_id(3)) == {"欧阳秀英"}

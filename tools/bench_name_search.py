@@ -241,7 +241,7 @@ def view_query(user, params: dict, cursor: str | None = None):
 
     form = HouseholdFilterForm(params, areas=access.keeper_areas(user))
     assert form.is_valid(), form.errors
-    households = form.filter(access.households_for(user).select_related("village"))
+    households = form.filter(access.households_for(user, by_codes=form.searches_names()).select_related("village"))
     return households, lambda: keyset_page(households, order=("id",), descending=True, cursor=cursor, size=50)
 
 
