@@ -276,10 +276,13 @@ _TAKE = """
 
 
 @transaction.atomic
-def pledge(*, need_id: int, donor: Donor, quantity: int | None = None, amount=None, message: str = "") -> Pledge:
+def pledge(
+    *, need_id: int, donor: Donor, quantity: int | None = None, amount=None, message: str = "", need: Need | None = None
+) -> Pledge:
     """Pledge part or all of what a published need still lacks.
 
-    The need is read without a lock to check the input; the pledge is
+    The need is read without a lock to check the input (``need``: as the
+    caller has just read it, which checks it as well); the pledge is
     written, and then one conditional UPDATE adds it to the need's counter
     only if it still fits (taking the need's row lock, on which concurrent
     pledges queue: each sees what the one before left). If it no longer
@@ -288,7 +291,8 @@ def pledge(*, need_id: int, donor: Donor, quantity: int | None = None, amount=No
     refuse an over-pledge even if this code were wrong. Mails the village's
     secretary after commit.
     """
-    need = Need.objects.get(pk=need_id)
+    if need is None or need.pk != need_id:
+        need = Need.objects.get(pk=need_id)
     if not need.is_open_for_pledges:
         _refuse_closed(need)
     if need.is_money:

@@ -151,6 +151,7 @@ def pledge_create(request, pk):
         try:
             services.pledge(
                 need_id=need.pk,
+                need=need,  # read just now: not read again
                 donor=request.user.donor_profile,
                 quantity=form.cleaned_data.get("quantity"),
                 amount=form.cleaned_data.get("amount"),

@@ -133,6 +133,22 @@ def test_cancel_view_gives_back(need_a, donor, client_of):
 # --- Confirming that goods arrived -------------------------------------------
 
 
+def test_pledging_from_the_need_page_reads_the_need_once(need_a, donor, client_of):
+    """The page's own read of the need is the service's input check; the
+    conditional UPDATE is what guards the counter (see the concurrency tests)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_of(donor)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.post(reverse("donations:pledge-create", args=[need_a.pk]), {"quantity": 2, "message": ""})
+    assert response.status_code == 302
+    reads = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith('SELECT "donations_need"')]
+    assert len(reads) == 1
+    need_a.refresh_from_db()
+    assert need_a.pledged_quantity == 2 and need_a.pledges.get().quantity == 2
+
+
 def test_a_partial_arrival_releases_the_shortfall(need_a, donor, secretary_a):
     p = pledge(need_a, donor, 10)
 
