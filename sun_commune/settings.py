@@ -275,7 +275,7 @@ LEDGER_PUBLISH_INTERVAL_SECONDS = int(os.environ.get("LEDGER_PUBLISH_INTERVAL_SE
 PAGE_CACHE_SECONDS = min(int(os.environ.get("PAGE_CACHE_SECONDS", "20")), LEDGER_PUBLISH_INTERVAL_SECONDS)
 # Fragments of pages (sun_commune/fragments.py) are also kept in each
 # process's memory, up to this many characters of HTML; 0 turns that off.
-FRAGMENT_LOCAL_BYTES = int(os.environ.get("FRAGMENT_LOCAL_BYTES", str(8 * 1024 * 1024)))
+FRAGMENT_LOCAL_BYTES = int(os.environ.get("FRAGMENT_LOCAL_BYTES", str(4 * 1024 * 1024)))
 LEDGER_BATCH_MAX = int(os.environ.get("LEDGER_BATCH_MAX", "50000"))
 LEDGER_CHECK_HOUR = int(os.environ.get("LEDGER_CHECK_HOUR", "2"))
 
