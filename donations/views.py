@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.functional import SimpleLazyObject
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -127,19 +128,28 @@ def need_detail(request, pk):
         .defer("search_terms", *private_household_fields("household")),
         pk=pk,
     )
+    form = None
+    if need.is_open_for_pledges and request.user.is_authenticated and request.user.donor_profile:
+        form = PledgeForm(need=need)
+    return render(request, "donations/need_detail.html", _need_page(need, form))
+
+
+def _need_page(need: Need, form) -> dict:
+    """A need page's context. Its pledges and ledger entries are read only
+    if the part that shows them is rendered: they are the same for everyone,
+    so the page keeps that part while nothing changes ({% kept …
+    while_unchanged %}), for a logged-in donor too."""
     pledges = (
         need.pledges.exclude(status__in=(Pledge.Status.CANCELLED, Pledge.Status.EXPIRED))
         .select_related("donor")
         .order_by("-created_at")[:50]
     )
-    form = None
-    if need.is_open_for_pledges and request.user.is_authenticated and request.user.donor_profile:
-        form = PledgeForm(need=need)
-    return render(
-        request,
-        "donations/need_detail.html",
-        {"need": need, "pledges": pledges, "form": form, "ledger": ledger_views.need_ledger(need)},
-    )
+    return {
+        "need": need,
+        "pledges": pledges,
+        "form": form,
+        "ledger": SimpleLazyObject(lambda: ledger_views.need_ledger(need)),
+    }
 
 
 @donor_required
@@ -163,13 +173,7 @@ def pledge_create(request, pk):
             messages.success(request, _("Thank you! Your pledge is recorded; follow it under “My pledges”."))
             return redirect("donations:my-pledges")
     need.refresh_from_db()
-    pledges = need.pledges.filter(status__in=Pledge.OPEN_STATUSES).select_related("donor")[:50]
-    return render(
-        request,
-        "donations/need_detail.html",
-        {"need": need, "pledges": pledges, "form": form, "ledger": ledger_views.need_ledger(need)},
-        status=400,
-    )
+    return render(request, "donations/need_detail.html", _need_page(need, form), status=400)
 
 
 # --- Donors -----------------------------------------------------------------

@@ -81,12 +81,15 @@ class _Local:
 LOCAL = _Local(settings.FRAGMENT_LOCAL_BYTES)
 
 
-def kept_get(key: str, seconds: int = FRAGMENT_SECONDS) -> str | None:
-    """The fragment under ``key``: from this process, else from the cache."""
+def kept_get(key: str, seconds: int = FRAGMENT_SECONDS, *, exact_life: bool = False) -> str | None:
+    """The fragment under ``key``: from this process, else from the cache.
+    With ``exact_life`` a fragment found in the cache is not held here (its
+    copy would outlive the cache's by up to ``seconds``): what must not live
+    longer than ``seconds`` after it was rendered."""
     html = LOCAL.get(key)
     if html is None:
         html = cache.get(key)
-        if html is not None:
+        if html is not None and not exact_life:
             LOCAL.put(key, html, seconds)
     return html
 

@@ -249,3 +249,55 @@ def test_fragments_held_in_memory_are_bounded_and_expire(monkeypatch):
     monkeypatch.setattr(fragments.time, "monotonic", lambda: now + 6)
     assert local.get("soon") is None
     assert fragments._Local(max_bytes=0).get("k") is None
+
+
+def test_a_logged_in_donor_gets_a_needs_pledges_kept_while_nothing_changes(areas, world, client_of):
+    """A need's pledges and ledger entries are the same for everyone: for a
+    logged-in donor, that part of the page is kept under the page version,
+    so it is not read again until something changes, and then it is."""
+    _household, need, donor = world
+    other = factories.make_donor(username="other", name="Another donor", show_name=True)
+    pledge(need, other, size=1, message="")
+    client = client_of(donor)
+    path = reverse("donations:need-detail", args=[need.pk])
+    first = client.get(path).content.decode()
+    assert other.donor_profile.public_name in first
+    with CaptureQueriesContext(connection) as ctx:
+        second = client.get(path).content.decode()
+    read = " ".join(q["sql"] for q in ctx.captured_queries)
+    assert "donations_pledge" not in read and "donations_publishedentry" not in read
+    assert TOKEN.sub("", first) == TOKEN.sub("", second)
+    pledge(need, donor, size=2, message="")  # a change: a new page version
+    third = client.get(path).content.decode()
+    assert third.count("list-group-item d-flex") == 2
+
+
+def test_a_part_kept_while_unchanged_lives_at_most_the_page_cache_seconds(areas, world, client_of, settings):
+    from sun_commune import fragments
+
+    _household, need, donor = world
+    client = client_of(donor)
+    path = reverse("donations:need-detail", args=[need.pk])
+    client.get(path)
+    [(_expires, _html)] = [v for k, v in fragments.LOCAL._items.items() if "need-ledger-pledges" in k]
+    assert _expires - fragments.time.monotonic() <= settings.PAGE_CACHE_SECONDS
+    fragments.LOCAL.clear()  # another process: takes it from the cache, does not hold it longer
+    client.get(path)
+    assert not [k for k in fragments.LOCAL._items if "need-ledger-pledges" in k]
+    settings.PAGE_CACHE_SECONDS = 0
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(path)
+    assert any("donations_pledge" in q["sql"] for q in ctx.captured_queries)  # not kept at all
+
+
+def test_a_refused_pledge_shows_the_same_pledges_as_the_page(areas, world, client_of):
+    _household, need, donor = world
+    delivered = pledge(need, donor, size=1, message="")
+    delivered.status = "received"
+    delivered.save(update_fields=["status"])
+    client = client_of(donor)
+    page = client.get(reverse("donations:need-detail", args=[need.pk])).content.decode()
+    refused = client.post(
+        reverse("donations:pledge-create", args=[need.pk]), {"quantity": "999", "message": ""}
+    ).content.decode()
+    assert page.count("list-group-item d-flex") == refused.count("list-group-item d-flex") == 1
