@@ -292,8 +292,8 @@ def page_plan(meta: dict, keys: dict) -> dict:
         "reviewer_name_search": ([f"{households}?q={urllib.parse.quote(name)}"], keys[meta["reviewer_username"]]),
         "donor_pledges": ([reverse("donations:my-pledges")], keys[meta["donor_username"]]),
         # Not in the list: the same public pages for a logged-in donor,
-        # who is not served kept pages (sun_commune/pagecache.py): what a page
-        # costs when it is rendered.
+        # who is not served pages kept whole (sun_commune/pagecache.py): what
+        # a page with a layout and a form of one's own costs.
         "supermarket_logged_in": ([supermarket], keys[meta["donor_username"]]),
         "need_detail_logged_in": (
             [reverse("donations:need-detail", args=[pk]) for pk in detail],
@@ -665,7 +665,7 @@ def checks(results: dict[str, dict]) -> list[str]:
         for name, p in prov["pages"].items():
             if name in INFORMATIONAL:
                 out.append(
-                    f"info province {name} (rendered, not kept): ratio {p['ratio']:.2f}, p99 {p['p99_ms']:.1f} ms"
+                    f"info province {name} (logged in, not the issue's list): ratio {p['ratio']:.2f}, p99 {p['p99_ms']:.1f} ms"
                 )
                 continue
             ok = p["ratio"] >= TARGETS["page_ratio"] and p["p99_ms"] < TARGETS["page_p99_ms"]
