@@ -81,31 +81,40 @@ def _search_page(needs, condition, *, order, descending, cursor):
 @public_page
 def supermarket(request):
     form = SupermarketFilterForm(request.GET or None)
-    needs = for_cards(Need.objects.all())
-    sort, show = "newest", "open"
-    condition = None
-    if form.is_bound and form.is_valid():
-        data = form.cleaned_data
-        sort = data["sort"] or sort
-        show = data["show"] or show
-        area = data["village"] or data["township"] or data["county"]
-        if area:
-            needs = needs.within(area)
-        if data["category"]:
-            needs = needs.filter(category=data["category"])
-        if data["kind"]:
-            needs = needs.filter(kind=data["kind"])
-        if data["q"]:
-            condition = search.search_filter(data["q"])
-    needs = needs.filter(status__in=SHOW[show])
-    order, descending = SORTS[sort]
-    cursor = request.GET.get("after")
-    if condition is not None and not search.is_one_term(data["q"]):
-        page = _search_page(needs, condition, order=order, descending=descending, cursor=cursor)
-    else:
-        needs = needs if condition is None else needs.filter(condition)
-        page = keyset_page(needs, order=order, descending=descending, cursor=cursor, size=PAGE_SIZE)
-    page.rows = need_cards(page.rows)
+    valid = form.is_bound and form.is_valid()
+
+    def listing():
+        """The page of needs, read only when the part that shows it is
+        rendered: the same for everyone, it is kept while nothing changes
+        ({% kept … while_unchanged %}), for a logged-in donor too."""
+        needs = for_cards(Need.objects.all())
+        sort, show = "newest", "open"
+        condition = words = None
+        if valid:
+            data = form.cleaned_data
+            sort = data["sort"] or sort
+            show = data["show"] or show
+            area = data["village"] or data["township"] or data["county"]
+            if area:
+                needs = needs.within(area)
+            if data["category"]:
+                needs = needs.filter(category=data["category"])
+            if data["kind"]:
+                needs = needs.filter(kind=data["kind"])
+            if data["q"]:
+                words = data["q"]
+                condition = search.search_filter(words)
+        needs = needs.filter(status__in=SHOW[show])
+        order, descending = SORTS[sort]
+        cursor = request.GET.get("after")
+        if condition is not None and not search.is_one_term(words):
+            page = _search_page(needs, condition, order=order, descending=descending, cursor=cursor)
+        else:
+            needs = needs if condition is None else needs.filter(condition)
+            page = keyset_page(needs, order=order, descending=descending, cursor=cursor, size=PAGE_SIZE)
+        page.rows = need_cards(page.rows)
+        return page
+
     # The filters, with their lists of areas, cost more to render than the
     # page's queries: rendered once for each set of parameters (an area added
     # appears within FILTERS_SECONDS).
@@ -117,7 +126,9 @@ def supermarket(request):
         context="form",
         seconds=FILTERS_SECONDS,
     )
-    return render(request, "donations/supermarket.html", {"form": form, "filters": filters, "page": page, "sort": sort})
+    return render(
+        request, "donations/supermarket.html", {"form": form, "filters": filters, "page": SimpleLazyObject(listing)}
+    )
 
 
 @public_page

@@ -301,3 +301,27 @@ def test_a_refused_pledge_shows_the_same_pledges_as_the_page(areas, world, clien
         reverse("donations:pledge-create", args=[need.pk]), {"quantity": "999", "message": ""}
     ).content.decode()
     assert page.count("list-group-item d-flex") == refused.count("list-group-item d-flex") == 1
+
+
+def test_a_logged_in_donor_gets_the_supermarkets_list_kept_while_nothing_changes(
+    areas, world, client_of, secretary_a, county_reviewer
+):
+    _household, need, donor = world
+    client = client_of(donor)
+    path = reverse("donations:supermarket") + "?category=" + need.category
+    first = client.get(path).content.decode()
+    assert need.title in first
+    with CaptureQueriesContext(connection) as ctx:
+        second = client.get(path).content.decode()
+    assert not any("donations_need" in q["sql"] for q in ctx.captured_queries)
+    assert TOKEN.sub("", first) == TOKEN.sub("", second)
+    other = factories.published_need(
+        village=areas.village_a,
+        by=secretary_a,
+        reviewer=county_reviewer,
+        title="村里的果树苗",
+        item="果树苗",
+        category=need.category,
+    )
+    assert other.title in client.get(path).content.decode()  # a change: a new page version
+    assert "村里的果树苗" not in client.get(reverse("donations:supermarket") + "?q=电热毯").content.decode()
