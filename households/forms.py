@@ -166,14 +166,17 @@ class HouseholdFilterForm(forms.Form):
             raise forms.ValidationError(_("The check digit of this ID number is wrong; please check each digit."))
         return value
 
+    def _name_words(self) -> list[str]:
+        return normalise(self.cleaned_data.get("q") or "").split()[:4]
+
     def searches_names(self) -> bool:
-        return bool(normalise(self.cleaned_data.get("q") or "").split())
+        return bool(self._name_words())
 
     def filter(self, households):
         """``households`` narrowed by the form's valid fields."""
         data = self.cleaned_data
         area = data.get("area")
-        chunks = normalise(data.get("q") or "").split()[:4]
+        chunks = self._name_words()
         if area is not None:
             households = households.within(area, by_codes=bool(chunks))
         if data.get("status"):
