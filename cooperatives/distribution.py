@@ -136,7 +136,7 @@ class Line:
 
     def yuan(self, name: str) -> Decimal:
         fen = {"fixed": self.fixed, "volume": self.volume.fen, "capital": self.capital.fen, "total": self.total}[name]
-        return to_yuan(fen)
+        return fen_to_yuan(fen)
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def to_fen(amount: Decimal, *, field: str = "surplus") -> int:
     return int(fen)
 
 
-def to_yuan(fen: int) -> Decimal:
+def fen_to_yuan(fen: int) -> Decimal:
     return (Decimal(fen) / 100).quantize(FEN)
 
 
@@ -269,13 +269,13 @@ def compute(*, surplus: Decimal, rules: Rules, members: list[MemberInput]) -> Re
         raise DistributionRefused(
             "fixed_returns_exceed_surplus",
             field="surplus",
-            fixed=to_yuan(fixed_part),
-            volume=to_yuan(volume_part),
+            fixed=fen_to_yuan(fixed_part),
+            volume=fen_to_yuan(volume_part),
         )
     if volume_part and not sum(volume_weights.values()):
         raise DistributionRefused("no_transactions", field="year")
     if capital_part and not sum(capital_weights.values()):
-        raise DistributionRefused("no_capital", field="volume_share_percent", left=to_yuan(capital_part))
+        raise DistributionRefused("no_capital", field="volume_share_percent", left=fen_to_yuan(capital_part))
 
     volume_shares = largest_remainder(volume_part, volume_weights)
     capital_shares = largest_remainder(capital_part, capital_weights)
@@ -291,16 +291,16 @@ def compute(*, surplus: Decimal, rules: Rules, members: list[MemberInput]) -> Re
                 capital=capital_shares[mid],
                 basis={
                     "poor": m.poor,
-                    "fixed_loan": str(to_yuan(p["loan"])) if m.poor else "0.00",
-                    "fixed_subsidy": str(to_yuan(p["subsidy"])) if m.poor else "0.00",
-                    "own": str(to_yuan(p["own"])),
-                    "loan": str(to_yuan(p["loan"])),
-                    "subsidy": str(to_yuan(p["subsidy"])),
+                    "fixed_loan": str(fen_to_yuan(p["loan"])) if m.poor else "0.00",
+                    "fixed_subsidy": str(fen_to_yuan(p["subsidy"])) if m.poor else "0.00",
+                    "own": str(fen_to_yuan(p["own"])),
+                    "loan": str(fen_to_yuan(p["loan"])),
+                    "subsidy": str(fen_to_yuan(p["subsidy"])),
                     "land_mu": str(m.land_mu),
                     "land_value": _decimal_text(p["land_value"] / 100),
                     "labour_days": str(m.labour_days),
                     "labour_value": _decimal_text(p["labour_value"] / 100),
-                    "transactions": str(to_yuan(volume_weights[mid])),
+                    "transactions": str(fen_to_yuan(volume_weights[mid])),
                     "capital_weight": _decimal_text(Fraction(capital_weights[mid], 10_000)),
                     "volume_quota": _decimal_text(volume_shares[mid].quota / 100, places=6),
                     "volume_extra_fen": volume_shares[mid].extra_fen,

@@ -27,9 +27,9 @@ from households import services as household_services
 from households.models import Household, IncomeRecord
 from sun_commune import audit
 from sun_commune.errors import ActionRefused
+from sun_commune.money import CENT, quantize_yuan
 
-from . import distribution as math
-from . import tasks
+from . import distribution, tasks
 from .models import (
     Cooperative,
     CooperativeManager,
@@ -45,12 +45,7 @@ from .models import (
     ShareEvent,
 )
 
-CENT = Decimal("0.01")
 ZERO = Decimal("0")
-
-
-def to_yuan(value) -> Decimal:
-    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _exact_yuan(value, *, field: str) -> Decimal:
@@ -186,7 +181,7 @@ def law_message() -> str:
     return _(
         "The Law on Farmers' Professional Cooperatives requires at least %(share)s%% of the distributable "
         "surplus to be returned by transaction volume."
-    ) % {"share": math.MINIMUM_VOLUME_SHARE}
+    ) % {"share": distribution.MINIMUM_VOLUME_SHARE}
 
 
 RULE_FIELDS = (
@@ -201,7 +196,7 @@ RULE_FIELDS = (
 def check_rules(values: dict) -> None:
     """Refuse rules the law or arithmetic does not allow, naming the field."""
     share = Decimal(values["volume_share_percent"])
-    if share < math.MINIMUM_VOLUME_SHARE:
+    if share < distribution.MINIMUM_VOLUME_SHARE:
         raise ActionRefused(law_message(), field="volume_share_percent")
     if share > 100:
         raise ActionRefused(_("A share cannot be more than 100%."), field="volume_share_percent")
@@ -536,7 +531,7 @@ def loan_schedule(
     if period <= 0 or term_months % period:
         raise ActionRefused(_("The term must be a whole number of repayment periods."), field="period_months")
     count = term_months // period
-    principal_fen = int(to_yuan(principal) * 100)
+    principal_fen = int(quantize_yuan(principal) * 100)
     base, odd = divmod(principal_fen, count)
     balance = principal_fen
     rate = Decimal(annual_rate_percent)
@@ -546,7 +541,7 @@ def loan_schedule(
         interest = (Decimal(balance) * rate * period / 1200).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
         rows.append((number, add_months(started_on, number * period), Decimal(part) / 100, interest / 100))
         balance -= part
-    return [(n, d, to_yuan(p), to_yuan(i)) for n, d, p, i in rows]
+    return [(n, d, quantize_yuan(p), quantize_yuan(i)) for n, d, p, i in rows]
 
 
 @transaction.atomic
@@ -808,7 +803,7 @@ def record_delivery(
     if delivered_on < member.joined_on:
         raise ActionRefused(_("The date is before the member joined."), field="delivered_on")
     _year_open(contract.cooperative_id, delivered_on, field="delivered_on")
-    extra = to_yuan(max(ZERO, paid - market) * quantity)
+    extra = quantize_yuan(max(ZERO, paid - market) * quantity)
     delivery = Delivery.objects.create(
         contract=contract,
         cooperative_id=contract.cooperative_id,
@@ -821,7 +816,7 @@ def record_delivery(
         market_price=market,
         price_paid=paid,
         guaranteed_price=contract.guaranteed_price,
-        amount=to_yuan(quantity * paid),
+        amount=quantize_yuan(quantity * paid),
         extra_above_market=extra,
         recorded_by=by if getattr(by, "pk", None) else None,
     )
@@ -854,12 +849,12 @@ def record_delivery(
 # --- The year's distribution ------------------------------------------------------
 
 
-def rules_of(coop: Cooperative) -> math.Rules:
+def rules_of(coop: Cooperative) -> distribution.Rules:
     rules = DistributionRules.objects.filter(cooperative=coop).first() or DistributionRules(cooperative=coop)
-    return math.Rules(**{name: getattr(rules, name) for name in RULE_FIELDS})
+    return distribution.Rules(**{name: getattr(rules, name) for name in RULE_FIELDS})
 
 
-def distribution_inputs(coop: Cooperative, year: int) -> tuple[list[math.MemberInput], dict[int, Decimal]]:
+def distribution_inputs(coop: Cooperative, year: int) -> tuple[list[distribution.MemberInput], dict[int, Decimal]]:
     """Each member of the year: holdings at the year's end, transactions
     during it; and what each was paid above the market price. Three grouped
     queries, whatever the number of members.
@@ -894,7 +889,7 @@ def distribution_inputs(coop: Cooperative, year: int) -> tuple[list[math.MemberI
     for member_id, household_id in members:
         h = held.get(member_id, {})
         inputs.append(
-            math.MemberInput(
+            distribution.MemberInput(
                 member_id=member_id,
                 poor=household_id is not None,
                 transactions=traded.get(member_id, (ZERO, ZERO))[0],
@@ -908,7 +903,7 @@ def distribution_inputs(coop: Cooperative, year: int) -> tuple[list[math.MemberI
     return inputs, {member_id: extra for member_id, (_amount, extra) in traded.items()}
 
 
-def refusal_message(error: math.DistributionRefused) -> str:
+def refusal_message(error: distribution.DistributionRefused) -> str:
     """The translated message for a refusal of the distribution arithmetic."""
     p = error.params
     code = error.code
@@ -939,7 +934,7 @@ def refusal_message(error: math.DistributionRefused) -> str:
     return _("The distribution cannot be computed with these figures.")
 
 
-def _lines_from(result: math.Result, distribution: Distribution, poor: dict[int, bool], extras: dict) -> list:
+def _lines_from(result: distribution.Result, distribution: Distribution, poor: dict[int, bool], extras: dict) -> list:
     return [
         DistributionLine(
             distribution=distribution,
@@ -951,7 +946,7 @@ def _lines_from(result: math.Result, distribution: Distribution, poor: dict[int,
             volume_return=line.yuan("volume"),
             capital_return=line.yuan("capital"),
             total=line.yuan("total"),
-            extra_above_market=to_yuan(extras.get(line.member_id, ZERO)),
+            extra_above_market=quantize_yuan(extras.get(line.member_id, ZERO)),
             basis=line.basis,
             payment_reference=f"COOP-{distribution.pk}-{line.member_id}",
         )
@@ -978,24 +973,26 @@ def compute_distribution(*, by, cooperative_id: int, year: int, surplus) -> Dist
     rules = rules_of(coop)
     inputs, extras = distribution_inputs(coop, year)
     try:
-        result = math.compute(surplus=surplus, rules=rules, members=inputs)
-    except math.DistributionRefused as error:
+        result = distribution.compute(surplus=surplus, rules=rules, members=inputs)
+    except distribution.DistributionRefused as error:
         raise ActionRefused(refusal_message(error), field=error.field) from None
     poor = {m.member_id: m.poor for m in inputs}
     fields = {
         "surplus": surplus,
         "status": Distribution.Status.PREVIEW,
-        "algorithm": math.ALGORITHM,
+        "algorithm": distribution.ALGORITHM,
         "rules": rules.to_json(),
         "inputs": [m.to_json() for m in inputs],
-        "volume_total": math.to_yuan(result.volume_part),
-        "fixed_total": math.to_yuan(result.fixed_part),
-        "capital_total": math.to_yuan(result.capital_part),
-        "transactions_total": math.to_yuan(result.volume_weight_total),
+        "volume_total": distribution.fen_to_yuan(result.volume_part),
+        "fixed_total": distribution.fen_to_yuan(result.fixed_part),
+        "capital_total": distribution.fen_to_yuan(result.capital_part),
+        "transactions_total": distribution.fen_to_yuan(result.volume_weight_total),
         "capital_weight_total": Decimal(result.capital_weight_total) / 10_000,
         "member_count": len(inputs),
         "poor_member_count": sum(1 for m in inputs if m.poor),
-        "poor_received_total": math.to_yuan(sum(line.total for line in result.lines if poor[line.member_id])),
+        "poor_received_total": distribution.fen_to_yuan(
+            sum(line.total for line in result.lines if poor[line.member_id])
+        ),
         "unpaid_count": sum(1 for line in result.lines if line.total > 0),
         "computed_at": timezone.now(),
         "computed_by": by if getattr(by, "pk", None) else None,
@@ -1026,12 +1023,12 @@ def compute_distribution(*, by, cooperative_id: int, year: int, surplus) -> Dist
     return dist
 
 
-def recompute(distribution: Distribution) -> math.Result:
+def recompute(dist: Distribution) -> distribution.Result:
     """The stored inputs computed again (to check a distribution)."""
-    return math.compute(
-        surplus=distribution.surplus,
-        rules=math.Rules.from_json(distribution.rules),
-        members=[math.MemberInput.from_json(m) for m in distribution.inputs],
+    return distribution.compute(
+        surplus=dist.surplus,
+        rules=distribution.Rules.from_json(dist.rules),
+        members=[distribution.MemberInput.from_json(m) for m in dist.inputs],
     )
 
 

@@ -11,7 +11,7 @@ before they call in here; these functions check the state of things.
 
 import hashlib
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -25,6 +25,7 @@ from households.models import Area
 from sun_commune import audit
 from sun_commune.errors import ActionRefused
 from sun_commune.language import in_site_language
+from sun_commune.money import quantize_yuan
 
 from . import ledger, search, tasks
 from .models import (
@@ -38,13 +39,6 @@ from .models import (
     Pledge,
     period_end,
 )
-
-CENT = Decimal("0.01")
-
-
-def to_yuan(value) -> Decimal:
-    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
-
 
 # --- Donors ---------------------------------------------------------------
 
@@ -97,7 +91,7 @@ def _check_need(need: Need) -> None:
             )
         need.target_amount = None
         if need.unit_price is not None:
-            need.unit_price = to_yuan(need.unit_price)
+            need.unit_price = quantize_yuan(need.unit_price)
 
 
 def _index(need: Need) -> None:
@@ -298,14 +292,14 @@ def pledge(
     if need.is_money:
         if amount is None:
             raise ActionRefused(_("Enter an amount."), field="amount")
-        amount = to_yuan(amount)
+        amount = quantize_yuan(amount)
         if amount <= 0:
             raise ActionRefused(_("Enter an amount of at least 0.01 yuan."), field="amount")
         size, declared, quantity = amount, amount, None
     else:
         if not quantity or quantity <= 0:
             raise ActionRefused(_("Enter a quantity of at least 1."), field="quantity")
-        size, declared, amount = quantity, to_yuan((need.unit_price or 0) * quantity), None
+        size, declared, amount = quantity, quantize_yuan((need.unit_price or 0) * quantity), None
     _refuse_too_much(need, size)
     new = Pledge.objects.create(
         need=need, donor=donor, quantity=quantity, amount=amount, declared_value=declared, message=message.strip()
@@ -421,7 +415,7 @@ def _declared_value_received(need: Need, p: Pledge, quantity: int) -> Decimal:
         return Decimal("0.00")
     if quantity == p.quantity:
         return p.declared_value
-    return to_yuan(p.declared_value * quantity / p.quantity)
+    return quantize_yuan(p.declared_value * quantity / p.quantity)
 
 
 @transaction.atomic
@@ -495,7 +489,7 @@ def record_money_received(*, pledge_id: int, by, amount, reference: str) -> Pled
         or LedgerTransaction.objects.filter(reference=reference).exists()
     ):
         raise ActionRefused(_("This reference has already been recorded for another pledge."), field="reference")
-    amount = to_yuan(amount)
+    amount = quantize_yuan(amount)
     if amount <= 0:
         raise ActionRefused(_("Enter an amount of at least 0.01 yuan."), field="amount")
     if amount > p.amount:
@@ -584,7 +578,7 @@ def record_gift(*, by, area: Area, amount, reference: str, occurred_on: date, do
     reference = (reference or "").strip()
     if not reference:
         raise ActionRefused(_("Enter the transfer's reference."), field="reference")
-    amount = to_yuan(amount)
+    amount = quantize_yuan(amount)
     if amount <= 0:
         raise ActionRefused(_("Enter an amount of at least 0.01 yuan."), field="amount")
     if LedgerTransaction.objects.filter(reference=reference).exists():
@@ -614,7 +608,7 @@ def allocate(*, by, pool_area: Area, need_id: int, amount, occurred_on: date | N
         raise ActionRefused(_("This need is outside the pool's area."), field="need")
     if need.status not in (Need.Status.PUBLISHED, Need.Status.FULLY_PLEDGED, Need.Status.FULFILLED):
         raise ActionRefused(_("Only an open or fulfilled need can receive money."), field="need")
-    amount = to_yuan(amount)
+    amount = quantize_yuan(amount)
     if amount <= 0:
         raise ActionRefused(_("Enter an amount of at least 0.01 yuan."), field="amount")
     return ledger.post(
@@ -651,7 +645,7 @@ def spend(
         raise ActionRefused(_("Say what the money was spent on."), field="purpose")
     if category not in LedgerTransaction.Category.values:
         raise ActionRefused(_("Choose a category."), field="category")
-    amount = to_yuan(amount)
+    amount = quantize_yuan(amount)
     if amount <= 0:
         raise ActionRefused(_("Enter an amount of at least 0.01 yuan."), field="amount")
     if occurred_on > timezone.localdate():
@@ -763,7 +757,7 @@ def _pairing_figures(*, commitment: str, amount, item: str, quantity, unit: str,
     if commitment == Pairing.Commitment.MONEY:
         if amount is None:
             raise ActionRefused(_("Enter the amount given each month."), field="amount")
-        amount = to_yuan(amount)
+        amount = quantize_yuan(amount)
         if amount <= 0:
             raise ActionRefused(_("Enter an amount of at least 0.01 yuan."), field="amount")
         return {"amount": amount, "item": "", "quantity": None, "unit": "", "unit_price": None}
@@ -774,7 +768,7 @@ def _pairing_figures(*, commitment: str, amount, item: str, quantity, unit: str,
         if not quantity or quantity < 1:
             raise ActionRefused(_("Enter a quantity of at least 1."), field="quantity")
         if unit_price is not None:
-            unit_price = to_yuan(unit_price)
+            unit_price = quantize_yuan(unit_price)
             if unit_price < 0:
                 raise ActionRefused(_("The price cannot be negative."), field="unit_price")
         unit = (unit or "").strip() or in_site_language(gettext_lazy("pieces"))
