@@ -402,7 +402,7 @@ def transaction_reverse(request, pk):
     form = ReverseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.reverse(by=request.user, transaction_id=txn.pk, reason=form.cleaned_data["reason"])
+            services.reverse_transaction(by=request.user, transaction_id=txn.pk, reason=form.cleaned_data["reason"])
         except ActionRefused as refusal:
             refusal.add_to(form)
         else:

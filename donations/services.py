@@ -270,7 +270,7 @@ _TAKE = """
 
 
 @transaction.atomic
-def pledge(
+def make_pledge(
     *, need_id: int, donor: Donor, quantity: int | None = None, amount=None, message: str = "", need: Need | None = None
 ) -> Pledge:
     """Pledge part or all of what a published need still lacks.
@@ -707,7 +707,7 @@ REVERSIBLE = (
 
 
 @transaction.atomic
-def reverse(*, by, transaction_id: int, reason: str):
+def reverse_transaction(*, by, transaction_id: int, reason: str):
     """Correct a mistake: a new transaction with every leg negated, pointing
     at the original. Nothing is edited. A transaction is reversed once."""
     reason = (reason or "").strip()
@@ -1175,7 +1175,7 @@ def create_pairing_installment(*, pairing_id: int, today: date | None = None) ->
         **_installment_need_fields(pairing, period, deadline),
     )
     need = publish_need(need_id=need.pk, by=None)
-    gift = pledge(
+    gift = make_pledge(
         need_id=need.pk,
         donor=pairing.donor,
         amount=pairing.amount if pairing.is_money else None,

@@ -170,7 +170,7 @@ def pledge_create(request, pk):
     form = PledgeForm(request.POST, need=need)
     if form.is_valid():
         try:
-            services.pledge(
+            services.make_pledge(
                 need_id=need.pk,
                 need=need,  # read just now: not read again
                 donor=request.user.donor_profile,

@@ -120,4 +120,4 @@ def pledge(need: Need, donor: User, size=None, **kwargs):
         kwargs.setdefault("amount", Decimal(size if size is not None else need.remaining))
     else:
         kwargs.setdefault("quantity", size if size is not None else need.remaining)
-    return donation_services.pledge(need_id=need.pk, donor=donor.donor_profile, **kwargs)
+    return donation_services.make_pledge(need_id=need.pk, donor=donor.donor_profile, **kwargs)

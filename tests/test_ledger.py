@@ -415,7 +415,7 @@ def test_allocation_outside_the_pools_area_or_beyond_its_balance_is_refused(
 def test_reversal_negates_every_leg_and_points_at_the_original(areas, pool_500, money_need_a, county_reviewer):
     allocation = services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="200")
 
-    reversal = services.reverse(by=county_reviewer, transaction_id=allocation.pk, reason="wrong need")
+    reversal = services.reverse_transaction(by=county_reviewer, transaction_id=allocation.pk, reason="wrong need")
 
     assert reversal.kind == Kind.REVERSAL and reversal.reverses_id == allocation.pk
     assert reversal.amount == allocation.amount and reversal.purpose == "wrong need"
@@ -426,11 +426,11 @@ def test_reversal_negates_every_leg_and_points_at_the_original(areas, pool_500, 
     assert allocation.amount == D("200.00")  # the original is untouched
 
     with pytest.raises(ActionRefused, match="already been reversed"):
-        services.reverse(by=county_reviewer, transaction_id=allocation.pk, reason="again")
+        services.reverse_transaction(by=county_reviewer, transaction_id=allocation.pk, reason="again")
     with pytest.raises(ActionRefused):
-        services.reverse(by=county_reviewer, transaction_id=reversal.pk, reason="undo the undo")
+        services.reverse_transaction(by=county_reviewer, transaction_id=reversal.pk, reason="undo the undo")
     with pytest.raises(ActionRefused) as refused:
-        services.reverse(by=county_reviewer, transaction_id=pool_500.pk, reason="   ")
+        services.reverse_transaction(by=county_reviewer, transaction_id=pool_500.pk, reason="   ")
     assert refused.value.field == "reason"
     assert LedgerTransaction.objects.count() == 3
     check_ok()
@@ -441,7 +441,7 @@ def test_reversing_a_spend_puts_the_money_back(areas, pool_500, money_need_a, co
     spent = services.spend(by=county_reviewer, amount="150", need_id=money_need_a.pk, **spend_kwargs())
     assert fund_of(money_need_a).balance == D("50.00")
 
-    services.reverse(by=county_reviewer, transaction_id=spent.pk, reason="entered twice")
+    services.reverse_transaction(by=county_reviewer, transaction_id=spent.pk, reason="entered twice")
 
     fund = fund_of(money_need_a)
     assert fund.balance == D("200.00") == legs_total(fund)
@@ -454,7 +454,7 @@ def test_reversing_a_gift_already_allocated_or_spent_is_refused(areas, pool_500,
     count = LedgerTransaction.objects.count()
 
     with pytest.raises(ActionRefused, match="Not enough money"):
-        services.reverse(by=county_reviewer, transaction_id=pool_500.pk, reason="bounced")
+        services.reverse_transaction(by=county_reviewer, transaction_id=pool_500.pk, reason="bounced")
 
     assert LedgerTransaction.objects.count() == count
     assert not LedgerTransaction.objects.filter(reverses=pool_500).exists()
@@ -465,7 +465,7 @@ def test_a_pledges_receipt_is_not_reversed_in_the_ledger(money_need_a, donor, co
     money_in = receive_money(money_need_a, donor, "100", reference="BANK-9", by=county_reviewer)
 
     with pytest.raises(ActionRefused, match="on the pledge"):
-        services.reverse(by=county_reviewer, transaction_id=money_in.pk, reason="typo")
+        services.reverse_transaction(by=county_reviewer, transaction_id=money_in.pk, reason="typo")
 
 
 def test_closing_a_need_returns_what_is_left_to_the_county_pool_visibly(areas, money_need_a, donor, county_reviewer):
@@ -621,7 +621,7 @@ def test_the_same_entry_reversed_by_five_staff_at_once_is_reversed_once(areas, m
     for original in (spent, gift):
         results = run_together(
             5,
-            lambda i, original=original: services.reverse(
+            lambda i, original=original: services.reverse_transaction(
                 by=county_reviewer, transaction_id=original.pk, reason="twice"
             ),
         )

@@ -71,7 +71,7 @@ def downloads(areas, money_need_a, need_a, donor, secretary_a, county_reviewer, 
     p = factories.pledge(need_a, donor, 2)
     services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
     allocation = services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="100")
-    services.reverse(by=county_reviewer, transaction_id=allocation.pk, reason="wrong need")
+    services.reverse_transaction(by=county_reviewer, transaction_id=allocation.pk, reason="wrong need")
     services.spend(by=county_reviewer, amount="12.00", pool_area=areas.yanting, **spend_kwargs(purpose="bank fees"))
     publication.publish_all()
     assert LedgerBatch.objects.count() == 2
@@ -607,7 +607,7 @@ def test_the_need_page_sums_its_published_entries(areas, money_need_a, donor, co
     receive_money(money_need_a, donor, "1000", reference="NP-1", by=county_reviewer)
     services.spend(by=county_reviewer, amount="600", need_id=money_need_a.pk, **spend_kwargs())
     wrong = services.spend(by=county_reviewer, amount="50", need_id=money_need_a.pk, **spend_kwargs())
-    services.reverse(by=county_reviewer, transaction_id=wrong.pk, reason="typo")
+    services.reverse_transaction(by=county_reviewer, transaction_id=wrong.pk, reason="typo")
     services.close_need(need_id=money_need_a.pk, by=county_reviewer)
     publication.publish_all()
 
@@ -628,7 +628,7 @@ def test_the_need_page_counts_a_reversed_return_as_money_back_in_the_fund(areas,
     services.spend(by=county_reviewer, amount="600", need_id=money_need_a.pk, **spend_kwargs())
     services.close_need(need_id=money_need_a.pk, by=county_reviewer)
     returned = LedgerTransaction.objects.get(kind=Kind.RETURN)
-    services.reverse(by=county_reviewer, transaction_id=returned.pk, reason="closed too early")
+    services.reverse_transaction(by=county_reviewer, transaction_id=returned.pk, reason="closed too early")
     publication.publish_all()
     assert fund_of(money_need_a).balance == D("400.00")
 

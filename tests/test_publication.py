@@ -503,7 +503,7 @@ def test_area_totals_are_the_sums_of_the_published_entries(
     publication.publish_all()  # batch 1; the totals must add up across batches
     gift(county_reviewer, areas.yanting, "500.00", "TOT-2")
     pool_spend = services.spend(by=county_reviewer, amount="50.00", pool_area=areas.yanting, **spend_kwargs())
-    services.reverse(by=county_reviewer, transaction_id=pool_spend.pk, reason="paid twice")
+    services.reverse_transaction(by=county_reviewer, transaction_id=pool_spend.pk, reason="paid twice")
     services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="70.00")
     receive_money(need_c, donor, "70.00", reference="TOT-3", by=other_county_reviewer)
     unpublished = gift(county_reviewer, areas.yanting, "999.00", "TOT-4")

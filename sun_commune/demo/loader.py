@@ -674,7 +674,7 @@ class DemoLoader:
         for pp in np.pledges:
             donor = self.donors[pp.donor]
             size = {"amount": pp.size} if need.kind == Need.Kind.MONEY else {"quantity": pp.size}
-            p = donation_services.pledge(need_id=need.pk, donor=donor, message=pp.message, **size)
+            p = donation_services.make_pledge(need_id=need.pk, donor=donor, message=pp.message, **size)
             self.created.pledges += 1
             if pp.sent:
                 donation_services.mark_sent(pledge_id=p.pk, by=donor.user)
