@@ -31,6 +31,10 @@ def is_manager(user) -> bool:
     return cached
 
 
+def staff_over(user, area) -> bool:
+    return bool(user and getattr(user, "pk", None)) and any(a.contains(area) for a in user.staff_areas)
+
+
 def require_keeper(user) -> None:
     """Pages of the cooperatives' keepers: managers and bureau staff (403 otherwise)."""
     if not (is_manager(user) or user.is_bureau_staff):

@@ -30,6 +30,7 @@ from sun_commune.errors import ActionRefused
 from sun_commune.money import CENT, quantize_yuan
 
 from . import distribution, tasks
+from .access import staff_over
 from .models import (
     Cooperative,
     CooperativeManager,
@@ -61,10 +62,6 @@ def _two_places(value, *, field: str) -> Decimal:
     if value != value.quantize(CENT):
         raise ActionRefused(_("Enter at most two decimal places."), field=field)
     return value.quantize(CENT)
-
-
-def staff_over(user, area) -> bool:
-    return bool(user and getattr(user, "pk", None)) and any(a.contains(area) for a in user.staff_areas)
 
 
 def _not_in_future(day: date, *, field: str) -> None:

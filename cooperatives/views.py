@@ -84,7 +84,7 @@ def _manager(request, pk) -> Cooperative:
 
 def _staff(request, pk) -> Cooperative:
     coop = _keeper(request, pk)
-    if not services.staff_over(request.user, coop.area):
+    if not access.staff_over(request.user, coop.area):
         raise PermissionDenied
     return coop
 
@@ -199,7 +199,7 @@ def cooperative_manage(request, pk):
         {
             "coop": coop,
             "is_manager": _manages(user, coop),
-            "is_staff_over": services.staff_over(user, coop.area),
+            "is_staff_over": access.staff_over(user, coop.area),
             "rules": DistributionRules.objects.filter(cooperative=coop).first(),
             "counts": counts,
             "installments": installments,
@@ -508,7 +508,7 @@ def distribution_detail(request, pk, dist):
             "dist": dist,
             "page": page,
             "is_manager": _manages(request.user, coop),
-            "is_staff_over": services.staff_over(request.user, coop.area),
+            "is_staff_over": access.staff_over(request.user, coop.area),
             "tie_rule": distribution.TIE_RULE,
             "payment_form": PaymentForm(),
         },
