@@ -29,8 +29,8 @@ from decimal import Decimal
 from households.models import Area, Household
 from sun_commune.models import User
 
-from . import services
 from .models import Cooperative, CooperativeManager, Distribution, Member
+from .services import coops, distributions, loans, purchases, register
 
 MANAGER = "coop_manager"
 D = Decimal
@@ -305,13 +305,13 @@ class _Loader:
                 spec.get("manager") == MANAGER
                 and not CooperativeManager.objects.filter(user=manager, cooperative=coop, active=True).exists()
             ):
-                services.grant_manager(by=self.user(spec["staff"]), cooperative_id=coop.pk, user=manager)
+                coops.grant_manager(by=self.user(spec["staff"]), cooperative_id=coop.pk, user=manager)
         return self.created
 
     def cooperative(self, spec: dict) -> Cooperative:
         staff = self.user(spec["staff"])
         keeper = self.demo.users.get(spec.get("manager", "")) if spec.get("manager") else None
-        coop = services.create_cooperative(
+        coop = coops.create_cooperative(
             by=staff,
             name=spec["name"],
             kind=spec["kind"],
@@ -321,17 +321,17 @@ class _Loader:
             founded_on=_day(spec["founded_on"]),
         )
         for name, general_manager, description in spec["enterprises"]:
-            services.add_leading_enterprise(
+            coops.add_leading_enterprise(
                 by=staff, cooperative_id=coop.pk, name=name, general_manager=general_manager, description=description
             )
-        services.set_rules(by=staff, cooperative_id=coop.pk, **spec["rules"])
+        distributions.set_rules(by=staff, cooperative_id=coop.pk, **spec["rules"])
         product, unit, agreed, guaranteed, season = spec["product"]
         cache: dict = {}
         for m in spec["members"]:
             household = self.household(m["household"], cache) if "household" in m else None
             land_mu, rent = m.get("land", (D("0"), None))
             labour_days, fees = m.get("labour", (D("0"), None))
-            member = services.add_member(
+            member = register.add_member(
                 by=keeper or staff,
                 cooperative_id=coop.pk,
                 kind=m.get("kind", Member.Kind.HOUSEHOLD),
@@ -348,7 +348,7 @@ class _Loader:
             if "loan" in m:
                 self.loan(member, m["loan"], keeper or staff)
             if m.get("deliveries"):
-                contract = services.create_contract(
+                contract = purchases.create_contract(
                     by=keeper or staff,
                     member_id=member.pk,
                     product=product,
@@ -361,7 +361,7 @@ class _Loader:
                     signed_on=min(_day(day) for day, _kg, _m in m["deliveries"]) - timedelta(days=60),
                 )
                 for day, kg, market in m["deliveries"]:
-                    services.record_delivery(
+                    purchases.record_delivery(
                         by=keeper or staff,
                         contract_id=contract.pk,
                         delivered_on=_day(day),
@@ -370,11 +370,11 @@ class _Loader:
                         market_price=D(market),
                         price_paid=agreed,
                     )
-        dist = services.compute_distribution(
+        dist = distributions.compute_distribution(
             by=keeper or staff, cooperative_id=coop.pk, year=2017, surplus=spec["surplus"]
         )
-        services.approve_distribution(by=staff, distribution_id=dist.pk)
-        services.record_all_payments(by=keeper or staff, distribution_id=dist.pk, note="DEMO-2017")
+        distributions.approve_distribution(by=staff, distribution_id=dist.pk)
+        distributions.record_all_payments(by=keeper or staff, distribution_id=dist.pk, note="DEMO-2017")
         if Distribution.objects.get(pk=dist.pk).status != Distribution.Status.PAID:
             raise RuntimeError(f"the demo distribution of {coop.name} was not paid in full")
         return coop
@@ -384,10 +384,10 @@ class _Loader:
         if start == "current":
             # A loan being repaid now, so that the beat job has something to remind
             # and flag: the earlier repayments made, the latest one left overdue.
-            started_on = services.add_months(self.today, -term + 2) + timedelta(days=4)
+            started_on = loans.add_months(self.today, -term + 2) + timedelta(days=4)
         else:
             started_on = _day(start)
-        loan = services.create_loan(
+        loan = loans.create_loan(
             by=by,
             member_id=member.pk,
             lender=lender,
@@ -400,7 +400,7 @@ class _Loader:
         overdue_from = self.today - timedelta(days=31)
         for installment in loan.installments.order_by("number"):
             if installment.due_on <= overdue_from:
-                services.record_installment_paid(by=by, installment_id=installment.pk, paid_on=installment.due_on)
+                loans.record_installment_paid(by=by, installment_id=installment.pk, paid_on=installment.due_on)
 
 
 def load(demo_loader) -> int:

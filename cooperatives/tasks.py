@@ -20,8 +20,8 @@ def check_loan_repayments() -> dict:
     due within COOP_LOAN_REMINDER_DAYS, and flag every one past its due date.
     Each installment is reminded and flagged once (conditional updates in
     the services), so a second run, or two at once, sends nothing twice."""
-    from . import services
     from .models import LoanInstallment
+    from .services import loans
 
     today = timezone.localdate()
     horizon = today + timedelta(days=settings.COOP_LOAN_REMINDER_DAYS)
@@ -29,10 +29,10 @@ def check_loan_repayments() -> dict:
     reminded = flagged = 0
     to_remind = open_installments.filter(reminded_at__isnull=True, due_on__lte=horizon, due_on__gte=today)
     for installment_id in to_remind.values_list("pk", flat=True).iterator(chunk_size=1000):
-        reminded += services.remind_installment(installment_id=installment_id)
+        reminded += loans.remind_installment(installment_id=installment_id)
     to_flag = open_installments.filter(flagged_at__isnull=True, due_on__lt=today)
     for installment_id in to_flag.values_list("pk", flat=True).iterator(chunk_size=1000):
-        flagged += services.flag_overdue(installment_id=installment_id)
+        flagged += loans.flag_overdue(installment_id=installment_id)
     if reminded or flagged:
         log.info("loan repayments: %d reminded, %d flagged overdue", reminded, flagged)
     return {"reminded": reminded, "flagged": flagged}
@@ -66,10 +66,10 @@ def notify_installment(*, installment_id: int, overdue: bool) -> int:
 def pay_distribution(*, distribution_id: int, by_id: int | None, note: str = "") -> int:
     """Record every unpaid line of an approved distribution (each line once;
     safe to run again or after dying half-way)."""
-    from . import services
     from .models import Distribution
+    from .services import distributions
 
     if not Distribution.objects.filter(pk=distribution_id).exists():
         return 0
     by = get_user_model().objects.filter(pk=by_id).first() if by_id else None
-    return services.record_all_payments(by=by, distribution_id=distribution_id, note=note)
+    return distributions.record_all_payments(by=by, distribution_id=distribution_id, note=note)

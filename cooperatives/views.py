@@ -24,7 +24,7 @@ from sun_commune.access import secretary_required, staff_required
 from sun_commune.errors import ActionRefused
 from sun_commune.pagination import keyset_page
 
-from . import access, distribution, reports, services, tasks
+from . import access, distribution, reports, tasks
 from .forms import (
     AreaReportForm,
     ContractForm,
@@ -57,6 +57,10 @@ from .models import (
     PurchaseContract,
     ShareEvent,
 )
+from .services import coops as coop_services
+from .services import distributions as distribution_services
+from .services import loans as loan_services
+from .services import purchases, register
 
 PAGE_SIZE = 50
 
@@ -157,7 +161,7 @@ def cooperative_create(request):
     form = CooperativeForm(request.POST or None, staff_areas=request.user.staff_areas)
 
     def act(data):
-        return services.create_cooperative(
+        return coop_services.create_cooperative(
             by=request.user,
             name=data["name"],
             kind=data["kind"],
@@ -224,7 +228,7 @@ def enterprise_add(request, pk):
         form,
         coop=coop,
         title=_("Add a leading enterprise"),
-        act=lambda data: services.add_leading_enterprise(by=request.user, cooperative_id=coop.pk, **data),
+        act=lambda data: coop_services.add_leading_enterprise(by=request.user, cooperative_id=coop.pk, **data),
         success=_("The leading enterprise is added."),
         next_url=reverse("cooperatives:cooperative-manage", args=[coop.pk]),
     )
@@ -240,7 +244,7 @@ def manager_grant(request, pk):
         form,
         coop=coop,
         title=_("Managers of the cooperative"),
-        act=lambda data: services.grant_manager(by=request.user, cooperative_id=coop.pk, user=form.user),
+        act=lambda data: coop_services.grant_manager(by=request.user, cooperative_id=coop.pk, user=form.user),
         success=_("The manager is appointed."),
         next_url=reverse("cooperatives:manager-grant", args=[coop.pk]),
         template="cooperatives/managers.html",
@@ -254,7 +258,7 @@ def manager_withdraw(request, pk, grant):
     coop = _staff(request, pk)
     grant = get_object_or_404(CooperativeManager, pk=grant, cooperative=coop)
     try:
-        services.withdraw_manager(by=request.user, grant_id=grant.pk)
+        coop_services.withdraw_manager(by=request.user, grant_id=grant.pk)
     except ActionRefused as refusal:
         messages.error(request, refusal.message)
     else:
@@ -266,13 +270,15 @@ def manager_withdraw(request, pk, grant):
 def rules_edit(request, pk):
     coop = _manager(request, pk)
     rules = DistributionRules.objects.filter(cooperative=coop).first() or DistributionRules(cooperative=coop)
-    form = RulesForm(request.POST or None, initial={name: getattr(rules, name) for name in services.RULE_FIELDS})
+    form = RulesForm(
+        request.POST or None, initial={name: getattr(rules, name) for name in distribution_services.RULE_FIELDS}
+    )
     return _form_page(
         request,
         form,
         coop=coop,
         title=_("Distribution rules"),
-        act=lambda data: services.set_rules(by=request.user, cooperative_id=coop.pk, **data),
+        act=lambda data: distribution_services.set_rules(by=request.user, cooperative_id=coop.pk, **data),
         success=_("The rules are saved. Distributions already computed keep the rules they were computed with."),
         next_url=reverse("cooperatives:cooperative-manage", args=[coop.pk]),
         extra={"help": "rules"},
@@ -312,7 +318,7 @@ def member_create(request, pk):
         form,
         coop=coop,
         title=_("Enter a member"),
-        act=lambda data: services.add_member(by=request.user, cooperative_id=coop.pk, **data),
+        act=lambda data: register.add_member(by=request.user, cooperative_id=coop.pk, **data),
         success=_("The member is entered in the register."),
         next_url=lambda member: reverse("cooperatives:member-statement", args=[member.pk]),
     )
@@ -332,7 +338,7 @@ def shares_increase(request, pk, member):
         form,
         coop=coop,
         title=_("Increase member #%(number)s's shares") % {"number": member.number},
-        act=lambda data: services.increase_shares(by=request.user, member_id=member.pk, **data),
+        act=lambda data: register.increase_shares(by=request.user, member_id=member.pk, **data),
         success=_("The increase is entered in the share register."),
         next_url=reverse("cooperatives:member-statement", args=[member.pk]),
     )
@@ -347,7 +353,7 @@ def shares_transfer(request, pk, member):
         to = Member.objects.filter(cooperative=coop, number=data["to_member"]).first()
         if to is None:
             raise ActionRefused(_("No member of this cooperative has this number."), field="to_member")
-        return services.transfer_shares(
+        return register.transfer_shares(
             by=request.user,
             from_member_id=member.pk,
             to_member_id=to.pk,
@@ -377,7 +383,7 @@ def member_exit(request, pk, member):
         form,
         coop=coop,
         title=_("Member #%(number)s leaves the cooperative") % {"number": member.number},
-        act=lambda data: services.exit_member(by=request.user, member_id=member.pk, **data),
+        act=lambda data: register.exit_member(by=request.user, member_id=member.pk, **data),
         success=_("The member has left; their holdings are brought to zero in the register, and the history is kept."),
         next_url=reverse("cooperatives:member-statement", args=[member.pk]),
     )
@@ -392,7 +398,7 @@ def loan_create(request, pk, member):
         form,
         coop=coop,
         title=_("Poverty-alleviation loan of member #%(number)s") % {"number": member.number},
-        act=lambda data: services.create_loan(by=request.user, member_id=member.pk, **data),
+        act=lambda data: loan_services.create_loan(by=request.user, member_id=member.pk, **data),
         success=_("The loan, its repayment schedule and its loan capital are recorded."),
         next_url=lambda loan: reverse("cooperatives:loan-detail", args=[coop.pk, loan.pk]),
     )
@@ -428,7 +434,7 @@ def installment_paid(request, pk, installment):
         coop=coop,
         title=_("Repayment %(number)s of the loan from %(lender)s")
         % {"number": installment.number, "lender": installment.loan.lender},
-        act=lambda data: services.record_installment_paid(by=request.user, installment_id=installment.pk, **data),
+        act=lambda data: loan_services.record_installment_paid(by=request.user, installment_id=installment.pk, **data),
         success=_("The repayment is recorded."),
         next_url=reverse("cooperatives:loan-detail", args=[coop.pk, installment.loan_id]),
     )
@@ -443,7 +449,7 @@ def contract_create(request, pk, member):
         form,
         coop=coop,
         title=_("Order-purchase contract with member #%(number)s") % {"number": member.number},
-        act=lambda data: services.create_contract(by=request.user, member_id=member.pk, **data),
+        act=lambda data: purchases.create_contract(by=request.user, member_id=member.pk, **data),
         success=_("The contract is recorded."),
         next_url=reverse("cooperatives:member-statement", args=[member.pk]),
     )
@@ -460,7 +466,7 @@ def delivery_create(request, pk, contract):
         coop=coop,
         title=_("Delivery of %(product)s by member #%(number)s")
         % {"product": contract.product, "number": contract.member.number},
-        act=lambda data: services.record_delivery(by=request.user, contract_id=contract.pk, **data),
+        act=lambda data: purchases.record_delivery(by=request.user, contract_id=contract.pk, **data),
         success=_("The delivery is recorded."),
         next_url=reverse("cooperatives:delivery-list", args=[coop.pk]),
         extra={"contract": contract},
@@ -487,7 +493,7 @@ def distribution_compute(request, pk):
         form,
         coop=coop,
         title=_("Compute the year's distribution"),
-        act=lambda data: services.compute_distribution(by=request.user, cooperative_id=coop.pk, **data),
+        act=lambda data: distribution_services.compute_distribution(by=request.user, cooperative_id=coop.pk, **data),
         success=_("The preview is computed. Check it; bureau staff approve it before anything is paid."),
         next_url=lambda d: reverse("cooperatives:distribution-detail", args=[coop.pk, d.pk]),
         extra={"rules": DistributionRules.objects.filter(cooperative=coop).first(), "help": "distribution"},
@@ -521,7 +527,7 @@ def distribution_approve(request, pk, dist):
     coop = _staff(request, pk)
     dist = access.get_distribution_for_keeper(request.user, coop, dist)
     try:
-        services.approve_distribution(by=request.user, distribution_id=dist.pk)
+        distribution_services.approve_distribution(by=request.user, distribution_id=dist.pk)
     except ActionRefused as refusal:
         messages.error(request, refusal.message)
     else:
@@ -541,7 +547,7 @@ def line_pay(request, pk, line):
     form = PaymentForm(request.POST)
     note = form.cleaned_data["note"] if form.is_valid() else ""
     try:
-        services.record_payment(by=request.user, line_id=line.pk, note=note)
+        distribution_services.record_payment(by=request.user, line_id=line.pk, note=note)
     except ActionRefused as refusal:
         messages.error(request, refusal.message)
     else:
@@ -590,7 +596,7 @@ def member_statement(request, member):
     with how it was computed."""
     member = access.get_member_for_reader(request.user, member)
     coop = member.cooperative
-    held = services.holdings(member.pk)
+    held = register.holdings(member.pk)
     events = member.share_events.select_related("loan").order_by("occurred_on", "id")[:500]
     lines = list(
         member.distribution_lines.select_related("distribution")

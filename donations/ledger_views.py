@@ -27,9 +27,10 @@ from sun_commune.fragments import render_many
 from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page
 
-from . import access, publication, services
+from . import access, publication
 from .forms import AllocationForm, FundReportForm, GiftForm, LedgerFilterForm, ReverseForm, SpendForm
 from .models import AreaLedgerTotal, LedgerAccount, LedgerBatch, LedgerCheck, LedgerTransaction, Need, PublishedEntry
+from .services import money
 
 VERIFIER = Path(settings.BASE_DIR) / "tools" / "verify_ledger.py"
 DOWNLOAD_CACHE = "public, max-age=60"
@@ -327,7 +328,7 @@ def _staff_form(request, form_class, template, title, action, success, **extra):
 @staff_required
 def gift_create(request):
     def act(data):
-        services.record_gift(
+        money.record_gift(
             by=request.user,
             area=data["area"],
             amount=data["amount"],
@@ -347,7 +348,7 @@ def allocation_create(request):
         need = access.needs_for_staff(request.user).filter(pk=data["need"]).first()
         if need is None:
             raise ActionRefused(_("No need with this number in your area."), field="need")
-        services.allocate(by=request.user, pool_area=data["area"], need_id=need.pk, amount=data["amount"])
+        money.allocate(by=request.user, pool_area=data["area"], need_id=need.pk, amount=data["amount"])
 
     return _staff_form(
         request,
@@ -378,7 +379,7 @@ def spend_create(request):
             )
             if household is None:
                 raise ActionRefused(_("No household with this public id in your area."), field="payee_household")
-        services.spend(
+        money.spend(
             by=request.user,
             amount=data["amount"],
             purpose=data["purpose"],
@@ -402,7 +403,7 @@ def transaction_reverse(request, pk):
     form = ReverseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.reverse_transaction(by=request.user, transaction_id=txn.pk, reason=form.cleaned_data["reason"])
+            money.reverse_transaction(by=request.user, transaction_id=txn.pk, reason=form.cleaned_data["reason"])
         except ActionRefused as refusal:
             refusal.add_to(form)
         else:
@@ -415,7 +416,7 @@ def transaction_reverse(request, pk):
 def voucher_download(request, pk):
     """The original receipt, for auditors over the area only."""
     txn = get_object_or_404(transactions_for_staff(request.user), pk=pk)
-    path = services.voucher_path(txn.voucher_sha256)
+    path = money.voucher_path(txn.voucher_sha256)
     if not txn.voucher_sha256 or not default_storage.exists(path):
         raise Http404
     return FileResponse(default_storage.open(path, "rb"), as_attachment=True, filename=f"voucher-{txn.pk}")

@@ -24,9 +24,10 @@ from sun_commune.access import donor_required, secretary_required
 from sun_commune.errors import ActionRefused
 from sun_commune.pagination import Page, keyset_page
 
-from . import access, services
+from . import access
 from .forms import PairingInviteForm, PairingReasonForm, PairingTermsForm, PairingUpdateForm
 from .models import Pairing, PairingUpdate
+from .services import pairings as pairing_services
 
 PAGE_SIZE = 20
 TIMELINE_SIZE = 30
@@ -108,7 +109,7 @@ def _detail_context(request, pairing: Pairing, *, side: str) -> dict:
         "pairing": pairing,
         "page": timeline(pairing, request.GET.get("after")),
         "side": side,
-        "show_photos": side == services.VILLAGE_SIDE or pairing.photos_visible_to_donor(),
+        "show_photos": side == pairing_services.VILLAGE_SIDE or pairing.photos_visible_to_donor(),
         "reason_form": PairingReasonForm(),
     }
 
@@ -143,7 +144,7 @@ def pairing_request(request):
     form = PairingTermsForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            pairing = services.request_pairing(
+            pairing = pairing_services.request_pairing(
                 donor=request.user.donor_profile, village=village, household=household, **form.terms()
             )
         except ActionRefused as refusal:
@@ -161,7 +162,9 @@ def pairing_request(request):
 @donor_required
 def pairing_detail(request, pk):
     pairing = access.get_pairing_for_donor(request.user, pk)
-    return render(request, "donations/pairing_detail.html", _detail_context(request, pairing, side=services.DONOR_SIDE))
+    return render(
+        request, "donations/pairing_detail.html", _detail_context(request, pairing, side=pairing_services.DONOR_SIDE)
+    )
 
 
 def _act(request, pairing: Pairing, action, success: str, **kwargs):
@@ -185,9 +188,9 @@ def pairing_accept(request, pk):
     _act(
         request,
         pairing,
-        services.accept_pairing,
+        pairing_services.accept_pairing,
         _("You accepted the invitation. Thank you!"),
-        side=services.DONOR_SIDE,
+        side=pairing_services.DONOR_SIDE,
     )
     return redirect("donations:pairing-detail", pairing.pk)
 
@@ -199,9 +202,9 @@ def pairing_decline(request, pk):
     _act(
         request,
         pairing,
-        services.decline_pairing,
+        pairing_services.decline_pairing,
         _("You declined the invitation."),
-        side=services.DONOR_SIDE,
+        side=pairing_services.DONOR_SIDE,
         reason=_reason(request),
     )
     return redirect("donations:pairing-detail", pairing.pk)
@@ -214,9 +217,9 @@ def pairing_end(request, pk):
     _act(
         request,
         pairing,
-        services.end_pairing,
+        pairing_services.end_pairing,
         _("The pairing is ended."),
-        side=services.DONOR_SIDE,
+        side=pairing_services.DONOR_SIDE,
         reason=_reason(request),
     )
     return redirect("donations:pairing-detail", pairing.pk)
@@ -252,7 +255,7 @@ def pairing_invite(request):
     form = PairingInviteForm(request.POST or None, village=village)
     if request.method == "POST" and form.is_valid():
         try:
-            pairing = services.invite_donor(
+            pairing = pairing_services.invite_donor(
                 by=request.user,
                 donor_login=form.cleaned_data["donor"],
                 village=village,
@@ -273,7 +276,7 @@ def pairing_invite(request):
 def village_pairing_detail(request, pk):
     pairing = access.get_pairing_for_secretary(request.user, pk)
     return render(
-        request, "donations/pairing_detail.html", _detail_context(request, pairing, side=services.VILLAGE_SIDE)
+        request, "donations/pairing_detail.html", _detail_context(request, pairing, side=pairing_services.VILLAGE_SIDE)
     )
 
 
@@ -284,9 +287,9 @@ def village_pairing_accept(request, pk):
     _act(
         request,
         pairing,
-        services.accept_pairing,
+        pairing_services.accept_pairing,
         _("The pairing is active. Its pledges are made at the start of each period."),
-        side=services.VILLAGE_SIDE,
+        side=pairing_services.VILLAGE_SIDE,
     )
     return redirect("donations:village-pairing-detail", pairing.pk)
 
@@ -298,9 +301,9 @@ def village_pairing_decline(request, pk):
     _act(
         request,
         pairing,
-        services.decline_pairing,
+        pairing_services.decline_pairing,
         _("The request is declined; the donor is told."),
-        side=services.VILLAGE_SIDE,
+        side=pairing_services.VILLAGE_SIDE,
         reason=_reason(request),
     )
     return redirect("donations:village-pairing-detail", pairing.pk)
@@ -313,9 +316,9 @@ def village_pairing_end(request, pk):
     _act(
         request,
         pairing,
-        services.end_pairing,
+        pairing_services.end_pairing,
         _("The pairing is ended."),
-        side=services.VILLAGE_SIDE,
+        side=pairing_services.VILLAGE_SIDE,
         reason=_reason(request),
     )
     return redirect("donations:village-pairing-detail", pairing.pk)
@@ -327,7 +330,7 @@ def pairing_update_create(request, pk):
     form = PairingUpdateForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.post_pairing_update(
+            pairing_services.post_pairing_update(
                 pairing_id=pairing.pk, by=request.user, text=form.cleaned_data["text"], photo=form.cleaned_data["photo"]
             )
         except ActionRefused as refusal:

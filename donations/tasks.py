@@ -48,7 +48,7 @@ def notify_goods_received(*, pledge_id: int) -> None:
 def expire_overdue_needs() -> int:
     """Beat: expire every open need past its deadline, one transaction each
     (a need that fails does not hold up the others; a rerun finishes the job)."""
-    from . import services
+    from .services import needs
 
     today = timezone.localdate()
     overdue = Need.objects.filter(
@@ -56,7 +56,7 @@ def expire_overdue_needs() -> int:
     ).values_list("pk", flat=True)
     count = 0
     for need_id in overdue.iterator(chunk_size=1000):
-        services.expire_need(need_id=need_id, today=today)
+        needs.expire_need(need_id=need_id, today=today)
         count += 1
     if count:
         log.info("expired %d needs", count)
@@ -155,12 +155,12 @@ def create_pairing_pledges(today: str | None = None) -> int:
     active pairing that has none yet, one transaction each. Safe to run twice
     or at once: the service locks each pairing and the installment's period
     is unique. ``today`` (ISO date) is for tests and catching up by hand."""
-    from . import services
+    from .services import pairings
 
     day = date.fromisoformat(today) if today else timezone.localdate()
     ran_out = Pairing.objects.active().filter(end_date__lt=day).values_list("pk", flat=True)
     for pairing_id in ran_out.iterator(chunk_size=1000):
-        services.end_pairing(pairing_id=pairing_id, by=None, side=None, today=day)
+        pairings.end_pairing(pairing_id=pairing_id, by=None, side=None, today=day)
     installments = PairingInstallment.objects.filter(pairing=OuterRef("pk"))
     has_month = Exists(installments.filter(period=period_of(day, Pairing.Commitment.MONEY)))
     has_season = Exists(installments.filter(period=period_of(day, Pairing.Commitment.GOODS)))
@@ -178,7 +178,7 @@ def create_pairing_pledges(today: str | None = None) -> int:
     made = 0
     for pairing_id in due.iterator(chunk_size=1000):
         try:
-            if services.create_pairing_installment(pairing_id=pairing_id, today=day) is not None:
+            if pairings.create_pairing_installment(pairing_id=pairing_id, today=day) is not None:
                 made += 1
         except ActionRefused as refusal:
             # Rolled back whole; the next run tries again. Only ids in the log.

@@ -24,7 +24,7 @@ from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page, keyset_window, rows_in_order
 from sun_commune.prepared import prepared
 
-from . import access, ledger_views, publication, search, services
+from . import access, ledger_views, publication, search
 from .cards import for_cards, need_cards, private_household_fields
 from .forms import (
     ConfirmReceiptForm,
@@ -38,6 +38,9 @@ from .forms import (
     ThanksForm,
 )
 from .models import Need, Pledge, PublishedEntry
+from .services import donors
+from .services import needs as need_services
+from .services import pledges as pledge_services
 
 SORTS = {
     "newest": (("published_at", "id"), True),
@@ -170,7 +173,7 @@ def pledge_create(request, pk):
     form = PledgeForm(request.POST, need=need)
     if form.is_valid():
         try:
-            services.make_pledge(
+            pledge_services.make_pledge(
                 need_id=need.pk,
                 need=need,  # read just now: not read again
                 donor=request.user.donor_profile,
@@ -200,7 +203,7 @@ def donor_register(request):
         form = DonorProfileForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                services.register_donor(user=user, **form.cleaned_data)
+                donors.register_donor(user=user, **form.cleaned_data)
             except ActionRefused as refusal:
                 refusal.add_to(form)
             else:
@@ -213,7 +216,7 @@ def donor_register(request):
             user = form.save(commit=False)
             user.language = get_language() or user.language
             user.save()
-            services.register_donor(
+            donors.register_donor(
                 user=user,
                 kind=form.cleaned_data["kind"],
                 name=form.cleaned_data["name"],
@@ -307,7 +310,7 @@ def pledge_detail(request, pk):
 def pledge_cancel(request, pk):
     pledge = access.get_pledge_for_donor(request.user, pk)
     try:
-        services.cancel_pledge(pledge_id=pledge.pk, by=request.user)
+        pledge_services.cancel_pledge(pledge_id=pledge.pk, by=request.user)
     except ActionRefused as refusal:
         messages.error(request, refusal.message)
     else:
@@ -320,7 +323,7 @@ def pledge_cancel(request, pk):
 def pledge_sent(request, pk):
     pledge = access.get_pledge_for_donor(request.user, pk)
     try:
-        services.mark_sent(pledge_id=pledge.pk, by=request.user)
+        pledge_services.mark_sent(pledge_id=pledge.pk, by=request.user)
     except ActionRefused as refusal:
         messages.error(request, refusal.message)
     else:
@@ -393,7 +396,7 @@ def need_create(request):
     form = NeedForm(request.POST or None, village=village)
     if request.method == "POST" and form.is_valid():
         try:
-            need = services.create_need(
+            need = need_services.create_need(
                 by=request.user, village=village, submit="submit" in request.POST, **form.cleaned_data
             )
         except ActionRefused as refusal:
@@ -416,7 +419,9 @@ def need_edit(request, pk):
     form = NeedForm(request.POST or None, instance=need, village=need.village)
     if request.method == "POST" and form.is_valid():
         try:
-            services.update_need(need_id=need.pk, by=request.user, submit="submit" in request.POST, **form.cleaned_data)
+            need_services.update_need(
+                need_id=need.pk, by=request.user, submit="submit" in request.POST, **form.cleaned_data
+            )
         except ActionRefused as refusal:
             refusal.add_to(form)
         else:
@@ -430,7 +435,7 @@ def need_edit(request, pk):
 def need_close(request, pk):
     need = access.get_need_for_secretary(request.user, pk)
     try:
-        services.close_need(need_id=need.pk, by=request.user)
+        need_services.close_need(need_id=need.pk, by=request.user)
     except ActionRefused as refusal:
         messages.error(request, refusal.message)
     else:
@@ -444,7 +449,7 @@ def pledge_confirm(request, pk):
     form = ConfirmReceiptForm(request.POST or None, request.FILES or None, initial={"quantity": pledge.quantity})
     if request.method == "POST" and form.is_valid():
         try:
-            services.confirm_receipt(
+            pledge_services.confirm_receipt(
                 pledge_id=pledge.pk,
                 by=request.user,
                 quantity=form.cleaned_data["quantity"],
@@ -465,7 +470,7 @@ def pledge_thank(request, pk):
     form = ThanksForm(request.POST or None, initial={"message": pledge.thanks})
     if request.method == "POST" and form.is_valid():
         try:
-            services.thank_donor(pledge_id=pledge.pk, by=request.user, message=form.cleaned_data["message"])
+            pledge_services.thank_donor(pledge_id=pledge.pk, by=request.user, message=form.cleaned_data["message"])
         except ActionRefused as refusal:
             refusal.add_to(form)
         else:
@@ -497,11 +502,11 @@ def need_review(request, pk):
     if request.method == "POST":
         try:
             if request.POST.get("decision") == "publish":
-                services.publish_need(need_id=need.pk, by=request.user)
+                need_services.publish_need(need_id=need.pk, by=request.user)
                 messages.success(request, _("Published: the need is now in the supermarket."))
                 return redirect("donations:review-list")
             if form.is_valid():
-                services.reject_need(need_id=need.pk, by=request.user, reason=form.cleaned_data["reason"])
+                need_services.reject_need(need_id=need.pk, by=request.user, reason=form.cleaned_data["reason"])
                 messages.success(request, _("Rejected; the village sees your reason."))
                 return redirect("donations:review-list")
         except ActionRefused as refusal:
@@ -528,7 +533,7 @@ def money_record(request, pk):
     form = MoneyReceivedForm(request.POST or None, initial={"amount": pledge.amount})
     if request.method == "POST" and form.is_valid():
         try:
-            services.record_money_received(
+            pledge_services.record_money_received(
                 pledge_id=pledge.pk,
                 by=request.user,
                 amount=form.cleaned_data["amount"],

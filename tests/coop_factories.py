@@ -3,8 +3,8 @@
 from datetime import date
 from decimal import Decimal
 
-from cooperatives import services
 from cooperatives.models import Cooperative, Member
+from cooperatives.services import coops, distributions, loans, purchases, register
 
 from . import factories
 
@@ -15,11 +15,11 @@ def make_cooperative(*, area, staff, manager_username: str, name: str = "金鹿�
     """A breeding cooperative in ``area`` registered by ``staff``, with a manager
     and rules (by default 60% by volume, 6% on loan and 5% on subsidy shares,
     1,000 yuan a mu, 100 yuan a day)."""
-    coop = services.create_cooperative(
+    coop = coops.create_cooperative(
         by=staff, name=name, kind=Cooperative.Kind.BREEDING, area=area, mode="企业+合作社+贫困户"
     )
     manager = factories.UserFactory(username=manager_username)
-    services.grant_manager(by=staff, cooperative_id=coop.pk, user=manager)
+    coops.grant_manager(by=staff, cooperative_id=coop.pk, user=manager)
     values = {
         "volume_share_percent": Decimal("60"),
         "loan_fixed_rate_percent": Decimal("6"),
@@ -28,7 +28,7 @@ def make_cooperative(*, area, staff, manager_username: str, name: str = "金鹿�
         "labour_value_per_day": Decimal("100"),
     }
     values.update(rules)
-    services.set_rules(by=manager, cooperative_id=coop.pk, **values)
+    distributions.set_rules(by=manager, cooperative_id=coop.pk, **values)
     coop.manager = manager
     return coop
 
@@ -36,7 +36,7 @@ def make_cooperative(*, area, staff, manager_username: str, name: str = "金鹿�
 def add_poor_member(
     coop, household, *, loan=Decimal("10000"), subsidy=Decimal("2000"), joined=date(YEAR, 1, 5)
 ) -> Member:
-    member = services.add_member(
+    member = register.add_member(
         by=coop.manager,
         cooperative_id=coop.pk,
         kind=Member.Kind.HOUSEHOLD,
@@ -48,7 +48,7 @@ def add_poor_member(
         service_fees=Decimal("1600"),
     )
     if loan:
-        services.create_loan(
+        loans.create_loan(
             by=coop.manager,
             member_id=member.pk,
             lender="信用社",
@@ -62,13 +62,13 @@ def add_poor_member(
 
 
 def add_farmer(coop, name="王建国", *, own=Decimal("20000"), joined=date(YEAR, 1, 5)) -> Member:
-    return services.add_member(
+    return register.add_member(
         by=coop.manager, cooperative_id=coop.pk, kind=Member.Kind.FARMER, name=name, joined_on=joined, own_capital=own
     )
 
 
 def contract(coop, member, *, agreed=Decimal("14.00"), guaranteed=Decimal("12.00")):
-    return services.create_contract(
+    return purchases.create_contract(
         by=coop.manager,
         member_id=member.pk,
         product="生猪",
@@ -83,7 +83,7 @@ def contract(coop, member, *, agreed=Decimal("14.00"), guaranteed=Decimal("12.00
 
 
 def deliver(coop, contract, *, kg="100", market="13.00", paid="14.00", day=date(YEAR, 6, 1)):
-    return services.record_delivery(
+    return purchases.record_delivery(
         by=coop.manager,
         contract_id=contract.pk,
         delivered_on=day,

@@ -11,8 +11,8 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from donations import services as donation_services
 from donations.models import Need
+from donations.services import donors, needs, pledges
 from households.models import Area, Household
 from sun_commune.models import RoleGrant, User
 
@@ -78,7 +78,7 @@ def make_staff(area: Area, **user_fields) -> User:
 def make_donor(*, name: str = "A donor", show_name: bool = False, phone: str = "", **user_fields) -> User:
     """A user with a donor profile, registered the way the site does it."""
     user = UserFactory(**user_fields)
-    donation_services.register_donor(user=user, kind="person", name=name, show_name=show_name, phone=phone)
+    donors.register_donor(user=user, kind="person", name=name, show_name=show_name, phone=phone)
     user.__dict__.pop("donor_profile", None)
     return user
 
@@ -105,13 +105,13 @@ def need_fields(kind: str = Need.Kind.GOODS, **overrides) -> dict:
 
 def make_need(*, village: Area, by: User, kind: str = Need.Kind.GOODS, submit: bool = False, **overrides) -> Need:
     """A need created through the service (a draft, or submitted)."""
-    return donation_services.create_need(by=by, village=village, submit=submit, **need_fields(kind, **overrides))
+    return needs.create_need(by=by, village=village, submit=submit, **need_fields(kind, **overrides))
 
 
 def published_need(*, village: Area, by: User, reviewer: User, kind: str = Need.Kind.GOODS, **overrides) -> Need:
     """A need created, submitted and published through the services."""
     need = make_need(village=village, by=by, kind=kind, submit=True, **overrides)
-    return donation_services.publish_need(need_id=need.pk, by=reviewer)
+    return needs.publish_need(need_id=need.pk, by=reviewer)
 
 
 def pledge(need: Need, donor: User, size=None, **kwargs):
@@ -120,4 +120,4 @@ def pledge(need: Need, donor: User, size=None, **kwargs):
         kwargs.setdefault("amount", Decimal(size if size is not None else need.remaining))
     else:
         kwargs.setdefault("quantity", size if size is not None else need.remaining)
-    return donation_services.make_pledge(need_id=need.pk, donor=donor.donor_profile, **kwargs)
+    return pledges.make_pledge(need_id=need.pk, donor=donor.donor_profile, **kwargs)

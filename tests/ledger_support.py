@@ -11,8 +11,9 @@ from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
-from donations import ledger, publication, services
+from donations import ledger, publication
 from donations.models import LedgerAccount, LedgerLeg, LedgerTransaction, Need, PublishedEntry
+from donations.services import pledges
 
 from . import factories
 
@@ -28,7 +29,7 @@ def receive_money(need: Need, donor_user, amount, *, reference: str, by) -> Ledg
     """A donor pledges ``amount`` to a money need and bureau staff record the
     transfer: the need's fund gets the money. Returns the MONEY_IN transaction."""
     p = factories.pledge(need, donor_user, D(amount))
-    services.record_money_received(pledge_id=p.pk, by=by, amount=D(amount), reference=reference)
+    pledges.record_money_received(pledge_id=p.pk, by=by, amount=D(amount), reference=reference)
     return LedgerTransaction.objects.get(pledge=p, kind=LedgerTransaction.Kind.MONEY_IN)
 
 

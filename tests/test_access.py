@@ -11,8 +11,8 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 from PIL import Image
 
-from donations import services
 from donations.models import Need, Pledge
+from donations.services import needs, pledges
 from households.models import Household
 
 from . import factories
@@ -33,7 +33,7 @@ def world(areas, secretary_a, county_reviewer, donor, need_a, money_need_a):
         village=areas.village_a, by=secretary_a, reviewer=county_reviewer, title="received", quantity=2
     )
     p_received = pledge(received, donor, 2)
-    services.confirm_receipt(pledge_id=p_received.pk, by=secretary_a, quantity=2, photo=jpeg())
+    pledges.confirm_receipt(pledge_id=p_received.pk, by=secretary_a, quantity=2, photo=jpeg())
     return SimpleNamespace(
         household=household,
         draft=factories.make_need(village=areas.village_a, by=secretary_a),
@@ -189,7 +189,7 @@ def test_an_unpublished_need_answers_404_to_the_public(
 ):
     need = factories.make_need(village=areas.village_a, by=secretary_a, submit=status != "draft")
     if status == "rejected":
-        services.reject_need(need_id=need.pk, by=county_reviewer, reason="Too vague")
+        needs.reject_need(need_id=need.pk, by=county_reviewer, reason="Too vague")
     url = reverse("donations:need-detail", args=[need.pk])
 
     assert anonymous.get(url).status_code == 404

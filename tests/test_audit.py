@@ -9,8 +9,8 @@ from django.db import connection, transaction
 from django.db.utils import Error as DatabaseError
 from django.urls import reverse
 
-from donations import services
 from donations.models import Need, Pledge
+from donations.services import needs, pledges
 from sun_commune.errors import ActionRefused
 from sun_commune.models import AuditEntry
 
@@ -39,18 +39,18 @@ def test_every_change_of_a_need_is_recorded(areas, secretary_a, county_reviewer)
     need = factories.make_need(village=areas.village_a, by=secretary_a)
     assert_recorded(need, "need.created", secretary_a)
 
-    services.submit_need(need_id=need.pk, by=secretary_a)
+    needs.submit_need(need_id=need.pk, by=secretary_a)
     assert_recorded(need, "need.submitted", secretary_a)
 
-    services.reject_need(need_id=need.pk, by=county_reviewer, reason="Say how many households")
+    needs.reject_need(need_id=need.pk, by=county_reviewer, reason="Say how many households")
     entry = assert_recorded(need, "need.rejected", county_reviewer)
     assert entry.changes["reason"] == "Say how many households"
 
-    services.update_need(need_id=need.pk, by=secretary_a, submit=True, title="十床电热毯")
+    needs.update_need(need_id=need.pk, by=secretary_a, submit=True, title="十床电热毯")
     entry = assert_recorded(need, "need.updated", secretary_a)
     assert entry.changes["title"] == ["过冬的电热毯", "十床电热毯"]
 
-    services.publish_need(need_id=need.pk, by=county_reviewer)
+    needs.publish_need(need_id=need.pk, by=county_reviewer)
     assert_recorded(need, "need.published", county_reviewer)
 
     assert list(entries_for(need).values_list("action", flat=True)) == [
@@ -66,21 +66,21 @@ def test_every_change_of_a_pledge_is_recorded(need_a, money_need_a, donor, secre
     p = pledge(need_a, donor, 2)
     assert_recorded(p, "pledge.created", donor)
 
-    services.mark_sent(pledge_id=p.pk, by=donor)
+    pledges.mark_sent(pledge_id=p.pk, by=donor)
     assert_recorded(p, "pledge.sent", donor)
 
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
     assert_recorded(p, "pledge.received", secretary_a)
 
-    services.thank_donor(pledge_id=p.pk, by=secretary_a, message="谢谢您！")
+    pledges.thank_donor(pledge_id=p.pk, by=secretary_a, message="谢谢您！")
     assert_recorded(p, "pledge.thanked", secretary_a)
 
     cancelled = pledge(need_a, donor, 1)
-    services.cancel_pledge(pledge_id=cancelled.pk, by=donor)
+    pledges.cancel_pledge(pledge_id=cancelled.pk, by=donor)
     assert_recorded(cancelled, "pledge.cancelled", donor)
 
     money = pledge(money_need_a, donor, Decimal("20.00"))
-    services.record_money_received(pledge_id=money.pk, by=county_reviewer, amount="20", reference="BOC-77")
+    pledges.record_money_received(pledge_id=money.pk, by=county_reviewer, amount="20", reference="BOC-77")
     entry = assert_recorded(money, "pledge.money_received", county_reviewer)
     assert entry.changes["amount"] == "20.00"
     assert entry.changes["reference"] == "BOC-77"
@@ -88,8 +88,8 @@ def test_every_change_of_a_pledge_is_recorded(need_a, money_need_a, donor, secre
 
 def test_closing_is_recorded(need_a, donor, secretary_a):
     p = pledge(need_a, donor, 10)
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=10)
-    services.close_need(need_id=need_a.pk, by=secretary_a)
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=10)
+    needs.close_need(need_id=need_a.pk, by=secretary_a)
     assert_recorded(need_a, "need.closed", secretary_a)
 
 
@@ -173,7 +173,7 @@ def test_expiry_is_recorded_without_an_actor(need_a, donor):
     p = pledge(need_a, donor, 3)
     Need.objects.filter(pk=need_a.pk).update(deadline=need_a.deadline.replace(year=2000))
 
-    services.expire_need(need_id=need_a.pk)
+    needs.expire_need(need_id=need_a.pk)
 
     assert_recorded(need_a, "need.expired", None)
     assert_recorded(p, "pledge.expired", None)

@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from donations import services
 from donations.models import Need, Pledge
+from donations.services import pledges
 from households.models import Household
 from sun_commune.models import AuditEntry
 
@@ -210,7 +210,7 @@ def test_a_bad_arrival_is_refused(need_a, donor, secretary_a, client_of, quantit
 
 def test_thanks_need_words(need_a, donor, secretary_a, client_of):
     p = pledge(need_a, donor, 2)
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
     before = everything()
 
     response = client_of(secretary_a).post(reverse("donations:pledge-thank", args=[p.pk]), {"message": ""})

@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 
-from donations import services
 from donations.models import Need, Pledge
+from donations.services import pledges
 from sun_commune.errors import ActionRefused
 
 from . import factories
@@ -56,7 +56,7 @@ def split(results):
 
 @pytest.mark.django_db(transaction=True)
 def test_twenty_donors_at_once_never_over_pledge_goods(need_a, donors):
-    results = run_together(THREADS, lambda i: services.make_pledge(need_id=need_a.pk, donor=donors[i % 4], quantity=1))
+    results = run_together(THREADS, lambda i: pledges.make_pledge(need_id=need_a.pk, donor=donors[i % 4], quantity=1))
 
     made, refused = split(results)
     need_a.refresh_from_db()
@@ -72,7 +72,7 @@ def test_a_mix_of_sizes_at_once_never_over_pledges(need_a, donors):
     sizes = [1 + i % 3 for i in range(THREADS)]
 
     results = run_together(
-        THREADS, lambda i: services.make_pledge(need_id=need_a.pk, donor=donors[i % 4], quantity=sizes[i])
+        THREADS, lambda i: pledges.make_pledge(need_id=need_a.pk, donor=donors[i % 4], quantity=sizes[i])
     )
 
     made, refused = split(results)
@@ -90,7 +90,7 @@ def test_twenty_donors_at_once_never_over_pledge_money(money_need_a, donors):
     # 1,000.00 yuan needed; twenty donors each offer 125.50: seven fit (878.50),
     # the eighth would go over. Then the rest of what is needed, 121.50, at once.
     results = run_together(
-        THREADS, lambda i: services.make_pledge(need_id=money_need_a.pk, donor=donors[i % 4], amount=Decimal("125.50"))
+        THREADS, lambda i: pledges.make_pledge(need_id=money_need_a.pk, donor=donors[i % 4], amount=Decimal("125.50"))
     )
 
     made, refused = split(results)
@@ -101,7 +101,7 @@ def test_twenty_donors_at_once_never_over_pledge_money(money_need_a, donors):
     assert money_need_a.status == Need.Status.PUBLISHED
 
     results = run_together(
-        THREADS, lambda i: services.make_pledge(need_id=money_need_a.pk, donor=donors[i % 4], amount=Decimal("121.50"))
+        THREADS, lambda i: pledges.make_pledge(need_id=money_need_a.pk, donor=donors[i % 4], amount=Decimal("121.50"))
     )
 
     made, refused = split(results)

@@ -17,7 +17,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 from openpyxl import load_workbook
 
-from cooperatives import services, tasks
+from cooperatives import tasks
 from cooperatives.models import (
     Delivery,
     Distribution,
@@ -27,6 +27,7 @@ from cooperatives.models import (
     Member,
     ShareEvent,
 )
+from cooperatives.services import coops, distributions, loans, register
 from households.models import IncomeRecord
 from sun_commune.errors import ActionRefused
 from sun_commune.models import AuditEntry
@@ -50,14 +51,14 @@ def world(areas, county_reviewer, other_county_reviewer, secretary_a, secretary_
 
 @pytest.fixture
 def preview(world):
-    return services.compute_distribution(
+    return distributions.compute_distribution(
         by=world.coop.manager, cooperative_id=world.coop.pk, year=YEAR, surplus=Decimal("5000.00")
     )
 
 
 @pytest.fixture
 def approved(preview, county_reviewer):
-    return services.approve_distribution(by=county_reviewer, distribution_id=preview.pk)
+    return distributions.approve_distribution(by=county_reviewer, distribution_id=preview.pk)
 
 
 # --- Scope ------------------------------------------------------------------------------------
@@ -157,7 +158,7 @@ def test_role_pages_answer_403_and_the_anonymous_log_in(world, preview, donor, c
 def test_only_staff_over_the_area_appoint_managers(world, other_county_reviewer, county_reviewer, client_of):
     newcomer = factories.UserFactory(username="newcomer")
     with pytest.raises(ActionRefused):
-        services.grant_manager(by=other_county_reviewer, cooperative_id=world.coop.pk, user=newcomer)
+        coops.grant_manager(by=other_county_reviewer, cooperative_id=world.coop.pk, user=newcomer)
     response = client_of(county_reviewer).post(
         reverse("cooperatives:manager-grant", args=[world.coop.pk]), {"username": "newcomer"}
     )
@@ -175,14 +176,14 @@ def test_the_preview_adds_up_and_can_be_reproduced(world, preview):
     assert preview.volume_total == Decimal("3000.00") and preview.fixed_total == Decimal(
         "700.00"
     )  # 6% of 10,000 + 5% of 2,000
-    result = services.recompute(preview)
+    result = distributions.recompute(preview)
     assert {x.member_id: x.yuan("total") for x in result.lines} == {line.member_id: line.total for line in lines}
     poor = preview.lines.get(member=world.poor)
     assert poor.fixed_return == Decimal("700.00") and poor.is_poor
     # Capital weight: loan 10,000 + subsidy 2,000 + 2.5 mu × 1,000 + 20 days × 100.
     assert poor.capital_weight == Decimal("16500")
     # Computing again replaces the preview.
-    again = services.compute_distribution(
+    again = distributions.compute_distribution(
         by=world.coop.manager, cooperative_id=world.coop.pk, year=YEAR, surplus=Decimal("6000")
     )
     assert again.pk == preview.pk and again.lines.count() == 2
@@ -192,7 +193,7 @@ def test_the_preview_adds_up_and_can_be_reproduced(world, preview):
 def test_payment_requires_approval_by_staff_over_the_area(world, preview, county_reviewer, client_of):
     line = preview.lines.get(member=world.poor)
     with pytest.raises(ActionRefused):
-        services.record_payment(by=world.coop.manager, line_id=line.pk)
+        distributions.record_payment(by=world.coop.manager, line_id=line.pk)
     manager = client_of(world.coop.manager)
     before = snapshot()
     response = manager.post(reverse("cooperatives:line-pay", args=[world.coop.pk, line.pk]), follow=True)
@@ -207,13 +208,13 @@ def test_payment_requires_approval_by_staff_over_the_area(world, preview, county
     preview.refresh_from_db()
     assert preview.status == Distribution.Status.APPROVED and preview.approved_by == county_reviewer
     with pytest.raises(ActionRefused):
-        services.compute_distribution(
+        distributions.compute_distribution(
             by=world.coop.manager, cooperative_id=world.coop.pk, year=YEAR, surplus=Decimal("1")
         )
     with pytest.raises(ActionRefused):  # the year's deliveries and register are closed too
         deliver(world.coop, world.poor.contracts.get(), day=date(YEAR, 10, 1))
     with pytest.raises(ActionRefused) as refusal:
-        services.increase_shares(
+        register.increase_shares(
             by=world.coop.manager,
             member_id=world.farmer.pk,
             holding="own",
@@ -228,9 +229,9 @@ def test_payment_requires_approval_by_staff_over_the_area(world, preview, county
 
 def test_a_payment_is_recorded_once_even_if_recorded_twice(world, approved, client_of):
     line = approved.lines.get(member=world.poor)
-    services.record_payment(by=world.coop.manager, line_id=line.pk, note="BANK-1")
+    distributions.record_payment(by=world.coop.manager, line_id=line.pk, note="BANK-1")
     first = snapshot()
-    services.record_payment(by=world.coop.manager, line_id=line.pk, note="BANK-2")
+    distributions.record_payment(by=world.coop.manager, line_id=line.pk, note="BANK-2")
     client_of(world.coop.manager).post(reverse("cooperatives:line-pay", args=[world.coop.pk, line.pk]))
     assert snapshot() == first
     line.refresh_from_db()
@@ -258,8 +259,10 @@ def test_two_clerks_recording_the_same_payment_at_once_record_it_once(areas, cou
     coop = make_cooperative(area=areas.village_a, staff=county_reviewer, manager_username="manager_a")
     household = factories.HouseholdFactory(village=areas.village_a)
     populated(coop, household)
-    dist = services.compute_distribution(by=coop.manager, cooperative_id=coop.pk, year=YEAR, surplus=Decimal("5000"))
-    services.approve_distribution(by=county_reviewer, distribution_id=dist.pk)
+    dist = distributions.compute_distribution(
+        by=coop.manager, cooperative_id=coop.pk, year=YEAR, surplus=Decimal("5000")
+    )
+    distributions.approve_distribution(by=county_reviewer, distribution_id=dist.pk)
     line = dist.lines.get(member__household=household)
     barrier = threading.Barrier(2)
     errors = []
@@ -267,7 +270,7 @@ def test_two_clerks_recording_the_same_payment_at_once_record_it_once(areas, cou
     def pay():
         try:
             barrier.wait()
-            services.record_payment(by=coop.manager, line_id=line.pk)
+            distributions.record_payment(by=coop.manager, line_id=line.pk)
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
         finally:
@@ -293,7 +296,7 @@ def test_a_surplus_too_small_for_the_fixed_returns_is_refused_next_to_the_field(
 
 
 def test_the_public_sees_totals_and_no_personal_data(world, approved, anonymous):
-    services.record_all_payments(by=world.coop.manager, distribution_id=approved.pk)
+    distributions.record_all_payments(by=world.coop.manager, distribution_id=approved.pk)
     for url in (
         reverse("cooperatives:cooperative-list"),
         reverse("cooperatives:cooperative-detail", args=[world.coop.pk]),
@@ -306,7 +309,7 @@ def test_the_public_sees_totals_and_no_personal_data(world, approved, anonymous)
     line = approved.lines.get(member=world.poor)
     assert line.total.to_eng_string() in detail.replace(",", "")  # one poor household: the average is its total
     # A preview is not public.
-    other_dist = services.compute_distribution(
+    other_dist = distributions.compute_distribution(
         by=world.coop.manager, cooperative_id=world.coop.pk, year=YEAR - 1, surplus=Decimal("0")
     )
     assert (
@@ -321,14 +324,14 @@ def test_the_public_sees_totals_and_no_personal_data(world, approved, anonymous)
 def test_the_share_register_keeps_every_change(world):
     farmer, poor = world.farmer, world.poor
     second = add_farmer(world.coop, "李正洪", own=Decimal("5000"))
-    services.increase_shares(
+    register.increase_shares(
         by=world.coop.manager,
         member_id=farmer.pk,
         holding="own",
         quantity=Decimal("1000"),
         occurred_on=date(YEAR, 3, 1),
     )
-    services.increase_shares(
+    register.increase_shares(
         by=world.coop.manager,
         member_id=farmer.pk,
         holding="land",
@@ -337,7 +340,7 @@ def test_the_share_register_keeps_every_change(world):
         yearly_rent=Decimal("1200"),
     )
     with pytest.raises(ActionRefused):  # on 1 February the farmer held only 20,000
-        services.transfer_shares(
+        register.transfer_shares(
             by=world.coop.manager,
             from_member_id=farmer.pk,
             to_member_id=second.pk,
@@ -345,7 +348,7 @@ def test_the_share_register_keeps_every_change(world):
             quantity=Decimal("20500"),
             occurred_on=date(YEAR, 2, 1),
         )
-    out, into = services.transfer_shares(
+    out, into = register.transfer_shares(
         by=world.coop.manager,
         from_member_id=farmer.pk,
         to_member_id=second.pk,
@@ -357,11 +360,11 @@ def test_the_share_register_keeps_every_change(world):
         Decimal("-6000"),
         Decimal("6000"),
     )
-    assert services.holdings(farmer.pk)["own"] == Decimal("15000")
-    assert services.holdings(second.pk)["own"] == Decimal("11000")
-    assert services.holdings(farmer.pk, as_of=date(YEAR, 3, 31))["own"] == Decimal("21000")
+    assert register.holdings(farmer.pk)["own"] == Decimal("15000")
+    assert register.holdings(second.pk)["own"] == Decimal("11000")
+    assert register.holdings(farmer.pk, as_of=date(YEAR, 3, 31))["own"] == Decimal("21000")
     with pytest.raises(ActionRefused) as refusal:
-        services.transfer_shares(
+        register.transfer_shares(
             by=world.coop.manager,
             from_member_id=farmer.pk,
             to_member_id=second.pk,
@@ -371,7 +374,7 @@ def test_the_share_register_keeps_every_change(world):
         )
     assert refusal.value.field == "quantity"
     with pytest.raises(ActionRefused):
-        services.transfer_shares(
+        register.transfer_shares(
             by=world.coop.manager,
             from_member_id=poor.pk,
             to_member_id=second.pk,
@@ -379,9 +382,9 @@ def test_the_share_register_keeps_every_change(world):
             quantity=Decimal("1"),
             occurred_on=date(YEAR, 4, 2),
         )
-    services.exit_member(by=world.coop.manager, member_id=poor.pk, occurred_on=date(YEAR, 11, 30))
-    services.exit_member(by=world.coop.manager, member_id=poor.pk, occurred_on=date(YEAR, 12, 1))  # twice: nothing more
-    assert all(v == 0 for v in services.holdings(poor.pk).values())
+    register.exit_member(by=world.coop.manager, member_id=poor.pk, occurred_on=date(YEAR, 11, 30))
+    register.exit_member(by=world.coop.manager, member_id=poor.pk, occurred_on=date(YEAR, 12, 1))  # twice: nothing more
+    assert all(v == 0 for v in register.holdings(poor.pk).values())
     kinds = list(poor.share_events.order_by("id").values_list("kind", "holding", "quantity"))
     assert kinds == [
         ("join", "subsidy", Decimal("2000.00")),
@@ -394,7 +397,7 @@ def test_the_share_register_keeps_every_change(world):
         ("exit", "subsidy", Decimal("-2000.00")),
     ]
     # The year-end register counts the exit; the member's deliveries of the year still count.
-    dist = services.compute_distribution(
+    dist = distributions.compute_distribution(
         by=world.coop.manager, cooperative_id=world.coop.pk, year=YEAR, surplus=Decimal("5000")
     )
     line = dist.lines.get(member=poor)
@@ -446,7 +449,7 @@ def test_rules_below_60_percent_by_volume_are_refused(world, client_of):
     )
     assert_refused(response, "volume_share_percent")
     with translation.override("zh-hans"):
-        assert services.law_message() in response.context["form"].errors["volume_share_percent"]
+        assert distributions.law_message() in response.context["form"].errors["volume_share_percent"]
     assert snapshot() == before
     with pytest.raises(IntegrityError), transaction.atomic():
         DistributionRules.objects.filter(cooperative=world.coop).update(volume_share_percent=Decimal("50"))
@@ -533,7 +536,7 @@ def test_the_manager_enters_a_member_and_a_loan_through_the_pages(world, areas, 
         },
     )
     assert response.status_code == 302
-    assert services.holdings(member.pk)["loan"] == Decimal("50000")
+    assert register.holdings(member.pk)["loan"] == Decimal("50000")
     assert member.share_events.get(holding="land").yearly_rent == Decimal("600.00")
 
 
@@ -541,7 +544,7 @@ def test_the_manager_enters_a_member_and_a_loan_through_the_pages(world, areas, 
 
 
 def test_a_loan_schedule_repays_the_principal_to_the_fen():
-    rows = services.loan_schedule(
+    rows = loans.loan_schedule(
         principal=Decimal("10000.00"),
         annual_rate_percent=Decimal("4.35"),
         term_months=12,
@@ -552,7 +555,7 @@ def test_a_loan_schedule_repays_the_principal_to_the_fen():
     assert rows[0][2] == Decimal("833.34") and rows[-1][2] == Decimal("833.33")  # odd fen first
     assert rows[0][3] == Decimal("36.25")  # 10,000 × 4.35% / 12
     assert rows[0][1] == date(2017, 2, 28)  # month ends clamp
-    bullet = services.loan_schedule(
+    bullet = loans.loan_schedule(
         principal=Decimal("50000"),
         annual_rate_percent=Decimal("4.35"),
         term_months=36,
@@ -561,7 +564,7 @@ def test_a_loan_schedule_repays_the_principal_to_the_fen():
     )
     assert bullet == [(1, date(2020, 1, 10), Decimal("50000.00"), Decimal("6525.00"))]
     with pytest.raises(ActionRefused):
-        services.loan_schedule(
+        loans.loan_schedule(
             principal=Decimal("1"),
             annual_rate_percent=Decimal("1"),
             term_months=10,
@@ -576,7 +579,7 @@ def test_the_beat_job_reminds_before_a_repayment_and_flags_it_once_overdue(
     settings.COOP_LOAN_REMINDER_DAYS = 7
     today = timezone.localdate()
     member = add_farmer(world.coop, "何光明", joined=today - timedelta(days=400))
-    loan = services.create_loan(
+    loan = loans.create_loan(
         by=world.coop.manager,
         member_id=member.pk,
         lender="信用社",
@@ -584,7 +587,7 @@ def test_the_beat_job_reminds_before_a_repayment_and_flags_it_once_overdue(
         annual_rate_percent=Decimal("0"),
         term_months=12,
         period_months=1,
-        started_on=services.add_months(today, -3) + timedelta(days=5),
+        started_on=loans.add_months(today, -3) + timedelta(days=5),
     )
     # Due about 8 and 4 weeks ago (overdue), in 5 days (reminded), then monthly (not yet).
     installments = list(loan.installments.order_by("number"))
@@ -606,7 +609,7 @@ def test_the_beat_job_reminds_before_a_repayment_and_flags_it_once_overdue(
     assert again == {"reminded": 0, "flagged": 0} and len(mail.outbox) == sent
     # Repaid: the loan is being repaid again, not overdue.
     for installment in installments[:2]:
-        services.record_installment_paid(by=world.coop.manager, installment_id=installment.pk, paid_on=today)
+        loans.record_installment_paid(by=world.coop.manager, installment_id=installment.pk, paid_on=today)
     loan.refresh_from_db()
     assert loan.status == Loan.Status.ACTIVE
 
@@ -631,7 +634,7 @@ def test_extra_above_market_price_is_a_poor_households_rebate_once(world):
 
 
 def test_reports_on_a_page_and_as_xlsx(world, approved, county_reviewer, areas, client_of):
-    services.record_all_payments(by=world.coop.manager, distribution_id=approved.pk)
+    distributions.record_all_payments(by=world.coop.manager, distribution_id=approved.pk)
     manager = client_of(world.coop.manager)
     url = reverse("cooperatives:cooperative-report", args=[world.coop.pk])
     assert manager.get(url, {"year": YEAR}).status_code == 200
@@ -670,6 +673,6 @@ def test_every_refusal_of_the_arithmetic_has_a_message(language):
         ("no_capital", {"left": Decimal("4.00")}),
     ]
     with translation.override(language):
-        messages = [services.refusal_message(DistributionRefused(code, **params)) for code, params in cases]
+        messages = [distributions.refusal_message(DistributionRefused(code, **params)) for code, params in cases]
     assert all(messages) and len(set(messages)) == len(messages)
     assert "10.00" in messages[4] and "4.00" in messages[6] and "100%" in messages[6]

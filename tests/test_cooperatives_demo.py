@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django.urls import reverse
 
-from cooperatives import services
 from cooperatives.models import Cooperative, CooperativeManager, Delivery, Distribution, DistributionLine, Member
+from cooperatives.services import distributions, register
 from households.models import IncomeRecord
 from sun_commune.demo.loader import DEMO_PASSWORD
 from sun_commune.models import AuditEntry, User
@@ -46,7 +46,7 @@ def test_the_demo_cooperatives_and_their_2017_figures(client):
         assert lines["total"] == dist.surplus == dist.volume_total + dist.fixed_total + dist.capital_total
         assert lines["volume"] * 100 >= dist.surplus * 60
         assert not dist.lines.filter(total__gt=0, paid_at__isnull=True).exists()
-        result = services.recompute(dist)  # reproducible from the stored inputs and rules
+        result = distributions.recompute(dist)  # reproducible from the stored inputs and rules
         assert {line.member_id: line.yuan("total") for line in result.lines} == dict(
             dist.lines.values_list("member_id", "total")
         )
@@ -55,7 +55,7 @@ def test_the_demo_cooperatives_and_their_2017_figures(client):
     song = Member.objects.get(
         cooperative=langan, household__head_name="宋汉明", household__village__code="510725104207"
     )
-    assert services.holdings(song.pk, as_of=__import__("datetime").date(2017, 12, 31))["loan"] == Decimal("50000")
+    assert register.holdings(song.pk, as_of=__import__("datetime").date(2017, 12, 31))["loan"] == Decimal("50000")
     line = DistributionLine.objects.get(distribution__cooperative=langan, distribution__year=2017, member=song)
     assert line.fixed_return == Decimal("3000.00")  # 6% guaranteed on the loan shares
     assert Decimal("3900") <= line.total < Decimal("4000")

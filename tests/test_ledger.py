@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import translation
 
-from donations import ledger, publication, services, tasks
+from donations import ledger, publication, tasks
 from donations.models import (
     LedgerAccount,
     LedgerBatch,
@@ -25,6 +25,8 @@ from donations.models import (
     Pledge,
     PublishedEntry,
 )
+from donations.services import money, needs
+from donations.services import pledges as pledge_services
 from sun_commune.errors import ActionRefused
 
 from . import factories
@@ -57,9 +59,7 @@ def english():
 @pytest.fixture
 def published_ledger(areas, county_reviewer):
     """A few transactions, published (16+ so that a Merkle node is stored)."""
-    services.record_gift(
-        by=county_reviewer, area=areas.yanting, amount="500", reference="GIFT-1", occurred_on=yesterday()
-    )
+    money.record_gift(by=county_reviewer, area=areas.yanting, amount="500", reference="GIFT-1", occurred_on=yesterday())
     bulk_goods_in(16, areas.village_a)
     publication.publish_all()
     assert MerkleNode.objects.exists()
@@ -149,7 +149,7 @@ def test_an_unbalanced_transaction_is_refused_at_commit(areas):
 def test_money_received_writes_one_money_in_transaction_in_the_same_transaction(money_need_a, donor, county_reviewer):
     p = factories.pledge(money_need_a, donor, D("300.00"))
 
-    services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300.00", reference="BANK-001")
+    pledge_services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300.00", reference="BANK-001")
 
     txn = LedgerTransaction.objects.get()
     assert (txn.kind, txn.amount, txn.pledge_id, txn.need_id, txn.reference) == (
@@ -171,9 +171,9 @@ def test_money_received_rolls_back_with_its_ledger_entry(money_need_a, donor, co
     def broken_audit(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("donations.services.audit.record", broken_audit)
+    monkeypatch.setattr("donations.services.pledges.audit.record", broken_audit)
     with pytest.raises(RuntimeError):
-        services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300.00", reference="BANK-001")
+        pledge_services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300.00", reference="BANK-001")
 
     p.refresh_from_db()
     assert p.status == Pledge.Status.PLEDGED
@@ -183,9 +183,11 @@ def test_money_received_rolls_back_with_its_ledger_entry(money_need_a, donor, co
 
 def test_the_same_reference_again_on_the_same_pledge_is_a_no_op(money_need_a, donor, county_reviewer):
     p = factories.pledge(money_need_a, donor, D("300.00"))
-    services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300.00", reference="BANK-001")
+    pledge_services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300.00", reference="BANK-001")
 
-    again = services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300.00", reference="BANK-001")
+    again = pledge_services.record_money_received(
+        pledge_id=p.pk, by=county_reviewer, amount="300.00", reference="BANK-001"
+    )
 
     assert again.pk == p.pk
     assert LedgerTransaction.objects.count() == 1
@@ -199,14 +201,16 @@ def test_the_same_reference_on_another_pledge_or_as_a_gift_is_refused(
 ):
     first = factories.pledge(money_need_a, donor, D("300.00"))
     second = factories.pledge(money_need_a, other_donor, D("200.00"))
-    services.record_money_received(pledge_id=first.pk, by=county_reviewer, amount="300.00", reference="BANK-001")
+    pledge_services.record_money_received(pledge_id=first.pk, by=county_reviewer, amount="300.00", reference="BANK-001")
 
     with pytest.raises(ActionRefused) as refused:
-        services.record_money_received(pledge_id=second.pk, by=county_reviewer, amount="200.00", reference="BANK-001")
+        pledge_services.record_money_received(
+            pledge_id=second.pk, by=county_reviewer, amount="200.00", reference="BANK-001"
+        )
     assert refused.value.field == "reference" and "another pledge" in refused.value.message
 
     with pytest.raises(ActionRefused) as refused:
-        services.record_gift(
+        money.record_gift(
             by=county_reviewer, area=areas.yanting, amount="50", reference="BANK-001", occurred_on=yesterday()
         )
     assert refused.value.field == "reference" and "already been recorded" in refused.value.message
@@ -219,13 +223,13 @@ def test_the_same_reference_on_another_pledge_or_as_a_gift_is_refused(
 
 
 def test_a_gifts_reference_used_for_a_pledge_is_refused_with_a_message(areas, money_need_a, donor, county_reviewer):
-    services.record_gift(
+    money.record_gift(
         by=county_reviewer, area=areas.yanting, amount="50", reference="BANK-777", occurred_on=yesterday()
     )
     p = factories.pledge(money_need_a, donor, D("300.00"))
 
     with pytest.raises(ActionRefused) as refused:
-        services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300.00", reference="BANK-777")
+        pledge_services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300.00", reference="BANK-777")
 
     assert refused.value.field == "reference" and "already been recorded" in refused.value.message
     assert LedgerTransaction.objects.count() == 1
@@ -236,7 +240,7 @@ def test_a_gifts_reference_used_for_a_pledge_is_refused_with_a_message(areas, mo
 def test_goods_confirmed_enter_the_ledger_at_declared_value(need_a, donor, secretary_a):
     p = factories.pledge(need_a, donor, 4)  # 4 × 80.00
 
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=4)
+    pledge_services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=4)
 
     txn = LedgerTransaction.objects.get()
     assert (txn.kind, txn.amount, txn.pledge_id, txn.need_id, txn.donor_id) == (
@@ -267,12 +271,12 @@ def test_a_partial_arrival_enters_its_share_of_the_declared_value_to_the_fen(
     )
     p = factories.pledge(need, donor, pledged)
 
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=arrived)
+    pledge_services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=arrived)
 
     txn = LedgerTransaction.objects.get()
     assert txn.amount == D(value)
     assert txn.amount.as_tuple().exponent == -2
-    assert services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=arrived)  # twice: no second entry
+    assert pledge_services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=arrived)  # twice: no second entry
     assert LedgerTransaction.objects.count() == 1
 
 
@@ -285,7 +289,7 @@ def test_a_service_or_goods_without_a_price_write_nothing(areas, secretary_a, co
     )
     for need in (service, unpriced):
         p = factories.pledge(need, donor, 2)
-        services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
+        pledge_services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
 
     assert Pledge.objects.filter(status__in=[Pledge.Status.DONE, Pledge.Status.RECEIVED]).count() == 2
     assert not LedgerTransaction.objects.exists()
@@ -310,7 +314,7 @@ def test_ten_staff_spending_30_from_a_need_fund_of_100_at_once(money_need_a, don
     receive_money(money_need_a, donor, "100.00", reference="RACE-1", by=county_reviewer)
 
     results = run_together(
-        10, lambda i: services.spend(by=county_reviewer, amount="30", need_id=money_need_a.pk, **spend_kwargs())
+        10, lambda i: money.spend(by=county_reviewer, amount="30", need_id=money_need_a.pk, **spend_kwargs())
     )
 
     made, refused = _split(results)
@@ -324,12 +328,10 @@ def test_ten_staff_spending_30_from_a_need_fund_of_100_at_once(money_need_a, don
 
 @pytest.mark.django_db(transaction=True)
 def test_ten_staff_spending_30_from_a_pool_of_100_at_once(areas, county_reviewer):
-    services.record_gift(
-        by=county_reviewer, area=areas.yanting, amount="100", reference="RACE-2", occurred_on=yesterday()
-    )
+    money.record_gift(by=county_reviewer, area=areas.yanting, amount="100", reference="RACE-2", occurred_on=yesterday())
 
     results = run_together(
-        10, lambda i: services.spend(by=county_reviewer, amount="30", pool_area=areas.yanting, **spend_kwargs())
+        10, lambda i: money.spend(by=county_reviewer, amount="30", pool_area=areas.yanting, **spend_kwargs())
     )
 
     made, refused = _split(results)
@@ -342,14 +344,12 @@ def test_ten_staff_spending_30_from_a_pool_of_100_at_once(areas, county_reviewer
 @pytest.mark.django_db(transaction=True)
 def test_allocating_and_spending_at_once_never_overdraw_the_pool(areas, money_need_a, county_reviewer):
     """Allocations out of a pool race with spends out of the same pool."""
-    services.record_gift(
-        by=county_reviewer, area=areas.yanting, amount="100", reference="RACE-3", occurred_on=yesterday()
-    )
+    money.record_gift(by=county_reviewer, area=areas.yanting, amount="100", reference="RACE-3", occurred_on=yesterday())
 
     def act(i):
         if i % 2:
-            return services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="30")
-        return services.spend(by=county_reviewer, amount="30", pool_area=areas.yanting, **spend_kwargs())
+            return money.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="30")
+        return money.spend(by=county_reviewer, amount="30", pool_area=areas.yanting, **spend_kwargs())
 
     made, refused = _split(run_together(10, act))
 
@@ -364,7 +364,7 @@ def test_allocating_and_spending_at_once_never_overdraw_the_pool(areas, money_ne
 
 @pytest.fixture
 def pool_500(areas, county_reviewer):
-    return services.record_gift(
+    return money.record_gift(
         by=county_reviewer, area=areas.yanting, amount="500.00", reference="POOL-500", occurred_on=yesterday()
     )
 
@@ -377,7 +377,7 @@ def test_a_gift_goes_to_the_pool_of_the_area(areas, pool_500):
 
 
 def test_allocation_moves_money_from_the_pool_to_the_need_fund(areas, pool_500, money_need_a, county_reviewer):
-    txn = services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="200")
+    txn = money.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="200")
 
     assert txn.kind == Kind.ALLOCATION and txn.need_id == money_need_a.pk and txn.area_id == areas.village_a.pk
     assert legs_of(txn) == {f"pool:{areas.yanting.code}": D("-200.00"), f"need:{money_need_a.pk}": D("200.00")}
@@ -395,16 +395,16 @@ def test_allocation_outside_the_pools_area_or_beyond_its_balance_is_refused(
     draft = factories.make_need(village=areas.village_a, by=secretary_a, kind="money")
 
     with pytest.raises(ActionRefused) as refused:  # Zitong's need, Yanting's pool
-        services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=need_c.pk, amount="10")
+        money.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=need_c.pk, amount="10")
     assert refused.value.field == "need"
     with pytest.raises(ActionRefused) as refused:  # not published
-        services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=draft.pk, amount="10")
+        money.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=draft.pk, amount="10")
     assert refused.value.field == "need"
     with pytest.raises(ActionRefused) as refused:  # more than the pool holds
-        services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="500.01")
+        money.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="500.01")
     assert refused.value.field == "amount"
     with pytest.raises(ActionRefused) as refused:  # the township's own pool is empty
-        services.allocate(by=county_reviewer, pool_area=areas.huangxi, need_id=money_need_a.pk, amount="1")
+        money.allocate(by=county_reviewer, pool_area=areas.huangxi, need_id=money_need_a.pk, amount="1")
     assert refused.value.field == "amount"
 
     assert LedgerTransaction.objects.count() == 1
@@ -413,9 +413,9 @@ def test_allocation_outside_the_pools_area_or_beyond_its_balance_is_refused(
 
 
 def test_reversal_negates_every_leg_and_points_at_the_original(areas, pool_500, money_need_a, county_reviewer):
-    allocation = services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="200")
+    allocation = money.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="200")
 
-    reversal = services.reverse_transaction(by=county_reviewer, transaction_id=allocation.pk, reason="wrong need")
+    reversal = money.reverse_transaction(by=county_reviewer, transaction_id=allocation.pk, reason="wrong need")
 
     assert reversal.kind == Kind.REVERSAL and reversal.reverses_id == allocation.pk
     assert reversal.amount == allocation.amount and reversal.purpose == "wrong need"
@@ -426,22 +426,22 @@ def test_reversal_negates_every_leg_and_points_at_the_original(areas, pool_500, 
     assert allocation.amount == D("200.00")  # the original is untouched
 
     with pytest.raises(ActionRefused, match="already been reversed"):
-        services.reverse_transaction(by=county_reviewer, transaction_id=allocation.pk, reason="again")
+        money.reverse_transaction(by=county_reviewer, transaction_id=allocation.pk, reason="again")
     with pytest.raises(ActionRefused):
-        services.reverse_transaction(by=county_reviewer, transaction_id=reversal.pk, reason="undo the undo")
+        money.reverse_transaction(by=county_reviewer, transaction_id=reversal.pk, reason="undo the undo")
     with pytest.raises(ActionRefused) as refused:
-        services.reverse_transaction(by=county_reviewer, transaction_id=pool_500.pk, reason="   ")
+        money.reverse_transaction(by=county_reviewer, transaction_id=pool_500.pk, reason="   ")
     assert refused.value.field == "reason"
     assert LedgerTransaction.objects.count() == 3
     check_ok()
 
 
 def test_reversing_a_spend_puts_the_money_back(areas, pool_500, money_need_a, county_reviewer):
-    services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="200")
-    spent = services.spend(by=county_reviewer, amount="150", need_id=money_need_a.pk, **spend_kwargs())
+    money.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="200")
+    spent = money.spend(by=county_reviewer, amount="150", need_id=money_need_a.pk, **spend_kwargs())
     assert fund_of(money_need_a).balance == D("50.00")
 
-    services.reverse_transaction(by=county_reviewer, transaction_id=spent.pk, reason="entered twice")
+    money.reverse_transaction(by=county_reviewer, transaction_id=spent.pk, reason="entered twice")
 
     fund = fund_of(money_need_a)
     assert fund.balance == D("200.00") == legs_total(fund)
@@ -449,12 +449,12 @@ def test_reversing_a_spend_puts_the_money_back(areas, pool_500, money_need_a, co
 
 
 def test_reversing_a_gift_already_allocated_or_spent_is_refused(areas, pool_500, money_need_a, county_reviewer):
-    services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="200")
-    services.spend(by=county_reviewer, amount="250", pool_area=areas.yanting, **spend_kwargs())
+    money.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="200")
+    money.spend(by=county_reviewer, amount="250", pool_area=areas.yanting, **spend_kwargs())
     count = LedgerTransaction.objects.count()
 
     with pytest.raises(ActionRefused, match="Not enough money"):
-        services.reverse_transaction(by=county_reviewer, transaction_id=pool_500.pk, reason="bounced")
+        money.reverse_transaction(by=county_reviewer, transaction_id=pool_500.pk, reason="bounced")
 
     assert LedgerTransaction.objects.count() == count
     assert not LedgerTransaction.objects.filter(reverses=pool_500).exists()
@@ -465,23 +465,23 @@ def test_a_pledges_receipt_is_not_reversed_in_the_ledger(money_need_a, donor, co
     money_in = receive_money(money_need_a, donor, "100", reference="BANK-9", by=county_reviewer)
 
     with pytest.raises(ActionRefused, match="on the pledge"):
-        services.reverse_transaction(by=county_reviewer, transaction_id=money_in.pk, reason="typo")
+        money.reverse_transaction(by=county_reviewer, transaction_id=money_in.pk, reason="typo")
 
 
 def test_closing_a_need_returns_what_is_left_to_the_county_pool_visibly(areas, money_need_a, donor, county_reviewer):
     receive_money(money_need_a, donor, "1000.00", reference="BANK-FULL", by=county_reviewer)
     money_need_a.refresh_from_db()
     assert money_need_a.status == Need.Status.FULFILLED
-    services.spend(by=county_reviewer, amount="600", need_id=money_need_a.pk, **spend_kwargs())
+    money.spend(by=county_reviewer, amount="600", need_id=money_need_a.pk, **spend_kwargs())
 
-    services.close_need(need_id=money_need_a.pk, by=county_reviewer)
+    needs.close_need(need_id=money_need_a.pk, by=county_reviewer)
 
     returned = LedgerTransaction.objects.get(kind=Kind.RETURN)
     assert returned.amount == D("400.00") and returned.need_id == money_need_a.pk
     assert legs_of(returned) == {f"need:{money_need_a.pk}": D("-400.00"), f"pool:{areas.yanting.code}": D("400.00")}
     assert fund_of(money_need_a).balance == D("0.00")
     assert pool_of(areas.yanting).balance == D("400.00")
-    services.close_need(need_id=money_need_a.pk, by=county_reviewer)  # twice: nothing more
+    needs.close_need(need_id=money_need_a.pk, by=county_reviewer)  # twice: nothing more
     assert LedgerTransaction.objects.filter(kind=Kind.RETURN).count() == 1
 
     publication.publish_all()
@@ -492,9 +492,9 @@ def test_closing_a_need_returns_what_is_left_to_the_county_pool_visibly(areas, m
 
 def test_closing_a_need_with_an_empty_fund_writes_nothing(need_a, donor, secretary_a, county_reviewer):
     p = factories.pledge(need_a, donor, 10)
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=10)
+    pledge_services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=10)
 
-    services.close_need(need_id=need_a.pk, by=county_reviewer)
+    needs.close_need(need_id=need_a.pk, by=county_reviewer)
 
     assert list(LedgerTransaction.objects.values_list("kind", flat=True)) == [Kind.GOODS_IN]
 
@@ -505,12 +505,10 @@ def test_closing_a_need_with_an_empty_fund_writes_nothing(need_a, donor, secreta
 @pytest.fixture
 def healthy_ledger(areas, money_need_a, need_a, donor, secretary_a, county_reviewer):
     receive_money(money_need_a, donor, "300", reference="BANK-H1", by=county_reviewer)
-    services.spend(by=county_reviewer, amount="120.50", need_id=money_need_a.pk, **spend_kwargs())
-    services.record_gift(
-        by=county_reviewer, area=areas.yanting, amount="80", reference="BANK-H2", occurred_on=yesterday()
-    )
+    money.spend(by=county_reviewer, amount="120.50", need_id=money_need_a.pk, **spend_kwargs())
+    money.record_gift(by=county_reviewer, area=areas.yanting, amount="80", reference="BANK-H2", occurred_on=yesterday())
     p = factories.pledge(need_a, donor, 2)
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
+    pledge_services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
     publication.publish_all()
     return fund_of(money_need_a)
 
@@ -593,10 +591,10 @@ def test_one_transfer_reference_recorded_at_once_as_gifts_and_pledges_is_taken_o
 
     def act(i):
         if i % 2:
-            return services.record_gift(
+            return money.record_gift(
                 by=county_reviewer, area=areas.yanting, amount="10", reference="SAME-REF", occurred_on=yesterday()
             )
-        return services.record_money_received(
+        return pledge_services.record_money_received(
             pledge_id=pledges[i // 2].pk, by=county_reviewer, amount="100", reference="SAME-REF"
         )
 
@@ -613,15 +611,15 @@ def test_one_transfer_reference_recorded_at_once_as_gifts_and_pledges_is_taken_o
 @pytest.mark.django_db(transaction=True)
 def test_the_same_entry_reversed_by_five_staff_at_once_is_reversed_once(areas, money_need_a, donor, county_reviewer):
     receive_money(money_need_a, donor, "100", reference="REV-RACE", by=county_reviewer)
-    spent = services.spend(by=county_reviewer, amount="40", need_id=money_need_a.pk, **spend_kwargs())
-    gift = services.record_gift(
+    spent = money.spend(by=county_reviewer, amount="40", need_id=money_need_a.pk, **spend_kwargs())
+    gift = money.record_gift(
         by=county_reviewer, area=areas.yanting, amount="10", reference="REV-RACE-2", occurred_on=yesterday()
     )
 
     for original in (spent, gift):
         results = run_together(
             5,
-            lambda i, original=original: services.reverse_transaction(
+            lambda i, original=original: money.reverse_transaction(
                 by=county_reviewer, transaction_id=original.pk, reason="twice"
             ),
         )
@@ -636,7 +634,7 @@ def test_the_same_entry_reversed_by_five_staff_at_once_is_reversed_once(areas, m
 def test_check_ledger_notices_a_transaction_that_will_never_be_published(areas, healthy_ledger, county_reviewer):
     """Outbox rows are not append-only: a transaction whose row is lost is
     neither published nor waiting, and nothing else would ever say so."""
-    lost = services.record_gift(
+    lost = money.record_gift(
         by=county_reviewer, area=areas.yanting, amount="5", reference="LOST", occurred_on=yesterday()
     )
     with connection.cursor() as cursor:

@@ -21,8 +21,10 @@ from django.test import Client
 from django.utils import timezone, translation
 from openpyxl import load_workbook
 
-from donations import merkle, publication, services
+from donations import merkle, publication
 from donations.models import LedgerBatch, LedgerTransaction, PublishedEntry
+from donations.services import money as money_services
+from donations.services import needs, pledges
 from households import services as household_services
 
 from . import factories
@@ -65,14 +67,20 @@ def verify(*args) -> tuple[int, str]:
 def downloads(areas, money_need_a, need_a, donor, secretary_a, county_reviewer, tmp_path):
     """Two published batches of real activity, downloaded like the public would."""
     receive_money(money_need_a, donor, "300", reference="V-1", by=county_reviewer)
-    services.record_gift(by=county_reviewer, area=areas.yanting, amount="500", reference="V-2", occurred_on=yesterday())
-    services.spend(by=county_reviewer, amount="45.50", need_id=money_need_a.pk, **spend_kwargs(purpose="cement"))
+    money_services.record_gift(
+        by=county_reviewer, area=areas.yanting, amount="500", reference="V-2", occurred_on=yesterday()
+    )
+    money_services.spend(by=county_reviewer, amount="45.50", need_id=money_need_a.pk, **spend_kwargs(purpose="cement"))
     publication.publish_all()
     p = factories.pledge(need_a, donor, 2)
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
-    allocation = services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="100")
-    services.reverse_transaction(by=county_reviewer, transaction_id=allocation.pk, reason="wrong need")
-    services.spend(by=county_reviewer, amount="12.00", pool_area=areas.yanting, **spend_kwargs(purpose="bank fees"))
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
+    allocation = money_services.allocate(
+        by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="100"
+    )
+    money_services.reverse_transaction(by=county_reviewer, transaction_id=allocation.pk, reason="wrong need")
+    money_services.spend(
+        by=county_reviewer, amount="12.00", pool_area=areas.yanting, **spend_kwargs(purpose="bank fees")
+    )
     publication.publish_all()
     assert LedgerBatch.objects.count() == 2
 
@@ -303,15 +311,15 @@ def private_activity(areas, secretary_a, county_reviewer, django_capture_on_comm
         receive_money(money, hidden, "400", reference="PRIV-1", by=county_reviewer)
         receive_money(money, named, "100", reference="PRIV-2", by=county_reviewer)
         p = factories.pledge(goods, hidden, 3)
-        services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=3, note="arrived in good order")
-        services.spend(
+        pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=3, note="arrived in good order")
+        money_services.spend(
             by=county_reviewer,
             amount="250",
             need_id=money.pk,
             payee_household=household,
             **spend_kwargs(category=LedgerTransaction.Category.TRANSFER, purpose="medical bills", payee=""),
         )
-        services.record_gift(
+        money_services.record_gift(
             by=county_reviewer,
             area=areas.yanting,
             amount="60",
@@ -411,7 +419,9 @@ STAFF_URLS = [
 def funded(areas, money_need_a, donor, county_reviewer):
     """Money in the need's fund (500) and the county pool (200)."""
     receive_money(money_need_a, donor, "500", reference="S-1", by=county_reviewer)
-    services.record_gift(by=county_reviewer, area=areas.yanting, amount="200", reference="S-2", occurred_on=yesterday())
+    money_services.record_gift(
+        by=county_reviewer, area=areas.yanting, amount="200", reference="S-2", occurred_on=yesterday()
+    )
     return money_need_a
 
 
@@ -448,7 +458,7 @@ def test_ledger_objects_outside_the_staff_area_answer_404_or_are_refused(
     areas, funded, county_reviewer, other_county_reviewer, secretary_a
 ):
     voucher = SimpleUploadedFile("r.pdf", b"%PDF-1.4 receipt", content_type="application/pdf")
-    spent = services.spend(by=county_reviewer, amount="10", need_id=funded.pk, voucher=voucher, **spend_kwargs())
+    spent = money_services.spend(by=county_reviewer, amount="10", need_id=funded.pk, voucher=voucher, **spend_kwargs())
     household = household_services.create_household(by=secretary_a, village=areas.village_a, head_name="户主甲")
     count = LedgerTransaction.objects.count()
     other = english_client(other_county_reviewer)
@@ -508,7 +518,7 @@ def test_a_spend_with_a_voucher_stores_the_file_and_publishes_its_sha256(funded,
     assert response.status_code == 302 and response["Location"] == "/bureau/ledger/"
     txn = LedgerTransaction.objects.get(kind=Kind.SPEND)
     assert txn.voucher_sha256 == digest and txn.amount == D("120.00")
-    with default_storage.open(services.voucher_path(txn.voucher_sha256), "rb") as stored:
+    with default_storage.open(money_services.voucher_path(txn.voucher_sha256), "rb") as stored:
         assert stored.read() == scan
     assert body(client.get(f"/bureau/ledger/{txn.pk}/voucher/")) == scan
     assert fund_of(funded).balance == D("380.00")
@@ -559,9 +569,9 @@ def test_bad_spend_input_is_shown_next_to_the_field_and_writes_nothing(
 
 def test_the_fund_report_and_its_spreadsheet(areas, funded, need_a, donor, secretary_a, county_reviewer):
     p = factories.pledge(need_a, donor, 2)
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
-    services.spend(by=county_reviewer, amount="120.25", need_id=funded.pk, **spend_kwargs())
-    services.spend(
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2)
+    money_services.spend(by=county_reviewer, amount="120.25", need_id=funded.pk, **spend_kwargs())
+    money_services.spend(
         by=county_reviewer,
         amount="20",
         pool_area=areas.yanting,
@@ -605,10 +615,10 @@ def test_the_fund_report_and_its_spreadsheet(areas, funded, need_a, donor, secre
 
 def test_the_need_page_sums_its_published_entries(areas, money_need_a, donor, county_reviewer):
     receive_money(money_need_a, donor, "1000", reference="NP-1", by=county_reviewer)
-    services.spend(by=county_reviewer, amount="600", need_id=money_need_a.pk, **spend_kwargs())
-    wrong = services.spend(by=county_reviewer, amount="50", need_id=money_need_a.pk, **spend_kwargs())
-    services.reverse_transaction(by=county_reviewer, transaction_id=wrong.pk, reason="typo")
-    services.close_need(need_id=money_need_a.pk, by=county_reviewer)
+    money_services.spend(by=county_reviewer, amount="600", need_id=money_need_a.pk, **spend_kwargs())
+    wrong = money_services.spend(by=county_reviewer, amount="50", need_id=money_need_a.pk, **spend_kwargs())
+    money_services.reverse_transaction(by=county_reviewer, transaction_id=wrong.pk, reason="typo")
+    needs.close_need(need_id=money_need_a.pk, by=county_reviewer)
     publication.publish_all()
 
     page = english_client().get(f"/needs/{money_need_a.pk}/").content.decode()
@@ -625,10 +635,10 @@ def test_the_need_page_sums_its_published_entries(areas, money_need_a, donor, co
 
 def test_the_need_page_counts_a_reversed_return_as_money_back_in_the_fund(areas, money_need_a, donor, county_reviewer):
     receive_money(money_need_a, donor, "1000", reference="NP-2", by=county_reviewer)
-    services.spend(by=county_reviewer, amount="600", need_id=money_need_a.pk, **spend_kwargs())
-    services.close_need(need_id=money_need_a.pk, by=county_reviewer)
+    money_services.spend(by=county_reviewer, amount="600", need_id=money_need_a.pk, **spend_kwargs())
+    needs.close_need(need_id=money_need_a.pk, by=county_reviewer)
     returned = LedgerTransaction.objects.get(kind=Kind.RETURN)
-    services.reverse_transaction(by=county_reviewer, transaction_id=returned.pk, reason="closed too early")
+    money_services.reverse_transaction(by=county_reviewer, transaction_id=returned.pk, reason="closed too early")
     publication.publish_all()
     assert fund_of(money_need_a).balance == D("400.00")
 

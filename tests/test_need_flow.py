@@ -8,8 +8,9 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from donations import services, tasks
+from donations import tasks
 from donations.models import Need, Pledge
+from donations.services import needs, pledges
 from sun_commune.errors import ActionRefused
 from sun_commune.models import AuditEntry
 
@@ -21,9 +22,9 @@ def test_a_draft_is_submitted_and_published(areas, secretary_a, county_reviewer,
     need = factories.make_need(village=areas.village_a, by=secretary_a)
     assert need.status == Need.Status.DRAFT
 
-    services.submit_need(need_id=need.pk, by=secretary_a)
+    needs.submit_need(need_id=need.pk, by=secretary_a)
     with django_capture_on_commit_callbacks(execute=True):
-        services.publish_need(need_id=need.pk, by=county_reviewer)
+        needs.publish_need(need_id=need.pk, by=county_reviewer)
 
     need.refresh_from_db()
     assert (need.status, need.reviewed_by) == (Need.Status.PUBLISHED, county_reviewer)
@@ -70,7 +71,7 @@ def test_a_rejected_need_is_edited_and_submitted_again(
 ):
     need = factories.make_need(village=areas.village_a, by=secretary_a, submit=True)
     with django_capture_on_commit_callbacks(execute=True):
-        services.reject_need(need_id=need.pk, by=county_reviewer, reason="写清楚是哪几户")
+        needs.reject_need(need_id=need.pk, by=county_reviewer, reason="写清楚是哪几户")
     need.refresh_from_db()
     assert (need.status, need.rejection_reason) == (Need.Status.REJECTED, "写清楚是哪几户")
     [message] = mail.outbox
@@ -102,14 +103,14 @@ def test_a_rejected_need_is_edited_and_submitted_again(
         "",
     )
     assert {"三户", "电热"} <= set(need.search_terms)
-    services.publish_need(need_id=need.pk, by=county_reviewer)
+    needs.publish_need(need_id=need.pk, by=county_reviewer)
     need.refresh_from_db()
     assert need.status == Need.Status.PUBLISHED
 
 
 def test_a_published_need_cannot_be_edited(need_a, secretary_a, client_of):
     with pytest.raises(ActionRefused):
-        services.update_need(need_id=need_a.pk, by=secretary_a, submit=False, title="changed")
+        needs.update_need(need_id=need_a.pk, by=secretary_a, submit=False, title="changed")
 
     response = client_of(secretary_a).post(reverse("donations:need-edit", args=[need_a.pk]), {"title": "changed"})
 
@@ -124,9 +125,9 @@ def test_only_a_submitted_need_is_reviewed(areas, secretary_a, county_reviewer, 
 
     with pytest.raises(ActionRefused):
         if action == "publish":
-            services.publish_need(need_id=draft.pk, by=county_reviewer)
+            needs.publish_need(need_id=draft.pk, by=county_reviewer)
         else:
-            services.reject_need(need_id=draft.pk, by=county_reviewer, reason="no")
+            needs.reject_need(need_id=draft.pk, by=county_reviewer, reason="no")
 
     draft.refresh_from_db()
     assert draft.status == Need.Status.DRAFT
@@ -137,7 +138,7 @@ def test_a_need_past_its_deadline_is_not_published(areas, secretary_a, county_re
     Need.objects.filter(pk=need.pk).update(deadline=timezone.localdate() - datetime.timedelta(days=1))
 
     with pytest.raises(ActionRefused):
-        services.publish_need(need_id=need.pk, by=county_reviewer)
+        needs.publish_need(need_id=need.pk, by=county_reviewer)
 
 
 def test_a_pledge_mails_the_secretary(need_a, donor, secretary_a, django_capture_on_commit_callbacks):
@@ -152,11 +153,11 @@ def test_a_pledge_mails_the_secretary(need_a, donor, secretary_a, django_capture
 def test_a_need_past_its_deadline_expires_and_releases_its_pledges(need_a, donor, other_donor, secretary_a):
     open_pledge = pledge(need_a, donor, 3)
     sent = pledge(need_a, other_donor, 2)
-    services.mark_sent(pledge_id=sent.pk, by=other_donor)
+    pledges.mark_sent(pledge_id=sent.pk, by=other_donor)
     arrived = pledge(need_a, donor, 4)
-    services.confirm_receipt(pledge_id=arrived.pk, by=secretary_a, quantity=4)
+    pledges.confirm_receipt(pledge_id=arrived.pk, by=secretary_a, quantity=4)
     cancelled = pledge(need_a, other_donor, 1)
-    services.cancel_pledge(pledge_id=cancelled.pk, by=other_donor)
+    pledges.cancel_pledge(pledge_id=cancelled.pk, by=other_donor)
     Need.objects.filter(pk=need_a.pk).update(deadline=timezone.localdate() - datetime.timedelta(days=1))
 
     assert tasks.expire_overdue_needs() == 1
@@ -175,7 +176,7 @@ def test_a_need_past_its_deadline_expires_and_releases_its_pledges(need_a, donor
 
     audit_count = AuditEntry.objects.count()
     assert tasks.expire_overdue_needs() == 0
-    services.expire_need(need_id=need_a.pk)  # a retried task
+    needs.expire_need(need_id=need_a.pk)  # a retried task
     need_a.refresh_from_db()
     assert (need_a.status, need_a.pledged_quantity) == (Need.Status.EXPIRED, 4)
     assert AuditEntry.objects.count() == audit_count
@@ -201,10 +202,10 @@ def test_a_need_due_today_does_not_expire(need_a):
 
 def test_a_fulfilled_need_is_closed_and_stays_public(need_a, donor, secretary_a, anonymous):
     p = pledge(need_a, donor, 10)
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=10)
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=10)
 
-    services.close_need(need_id=need_a.pk, by=secretary_a)
-    services.close_need(need_id=need_a.pk, by=secretary_a)
+    needs.close_need(need_id=need_a.pk, by=secretary_a)
+    needs.close_need(need_id=need_a.pk, by=secretary_a)
 
     need_a.refresh_from_db()
     assert need_a.status == Need.Status.CLOSED
@@ -213,4 +214,4 @@ def test_a_fulfilled_need_is_closed_and_stays_public(need_a, donor, secretary_a,
 
 def test_an_open_need_cannot_be_closed(need_a, secretary_a):
     with pytest.raises(ActionRefused):
-        services.close_need(need_id=need_a.pk, by=secretary_a)
+        needs.close_need(need_id=need_a.pk, by=secretary_a)

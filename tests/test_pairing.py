@@ -17,8 +17,9 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
-from donations import services, tasks
+from donations import tasks
 from donations.models import Need, Pairing, PairingInstallment, PairingUpdate, Pledge, period_end, period_of
+from donations.services import pairings, pledges
 from households import services as household_services
 from households.models import Household
 from sun_commune.errors import ActionRefused
@@ -64,23 +65,23 @@ def household(areas):
 
 @pytest.fixture
 def requested(household, donor):
-    return services.request_pairing(
+    return pairings.request_pairing(
         donor=donor.donor_profile, household=household, start_date=TODAY, message="想长期帮助", **MONEY
     )
 
 
 @pytest.fixture
 def active(requested, secretary_a):
-    return services.accept_pairing(pairing_id=requested.pk, by=secretary_a, side=services.VILLAGE_SIDE)
+    return pairings.accept_pairing(pairing_id=requested.pk, by=secretary_a, side=pairings.VILLAGE_SIDE)
 
 
 @pytest.fixture
 def other_pairing(areas, other_donor, secretary_b):
     """A pairing of another donor with village B."""
-    pairing = services.request_pairing(
+    pairing = pairings.request_pairing(
         donor=other_donor.donor_profile, village=areas.village_b, start_date=TODAY, **GOODS
     )
-    return services.accept_pairing(pairing_id=pairing.pk, by=secretary_b, side=services.VILLAGE_SIDE)
+    return pairings.accept_pairing(pairing_id=pairing.pk, by=secretary_b, side=pairings.VILLAGE_SIDE)
 
 
 # --- Asking, inviting, answering, ending ---------------------------------------------
@@ -91,7 +92,7 @@ def test_a_request_accepted_by_the_village_becomes_active(requested, household, 
     assert requested.village == areas.village_a
     assert (requested.township, requested.county) == (areas.huangxi, areas.yanting)
 
-    pairing = services.accept_pairing(pairing_id=requested.pk, by=secretary_a, side=services.VILLAGE_SIDE)
+    pairing = pairings.accept_pairing(pairing_id=requested.pk, by=secretary_a, side=pairings.VILLAGE_SIDE)
 
     assert pairing.status == Pairing.Status.ACTIVE
     assert (pairing.decided_by, pairing.secretary) == (secretary_a, secretary_a)
@@ -100,24 +101,24 @@ def test_a_request_accepted_by_the_village_becomes_active(requested, household, 
 
 def test_the_donor_cannot_accept_their_own_request(requested, donor):
     with pytest.raises(ActionRefused):
-        services.accept_pairing(pairing_id=requested.pk, by=donor, side=services.DONOR_SIDE)
+        pairings.accept_pairing(pairing_id=requested.pk, by=donor, side=pairings.DONOR_SIDE)
 
 
 def test_an_invitation_by_username_or_e_mail_is_answered_by_the_donor(areas, secretary_a, donor, household):
-    by_name = services.invite_donor(by=secretary_a, donor_login="DONOR", household=household, start_date=TODAY, **GOODS)
+    by_name = pairings.invite_donor(by=secretary_a, donor_login="DONOR", household=household, start_date=TODAY, **GOODS)
     assert (by_name.donor, by_name.status, by_name.secretary) == (
         donor.donor_profile,
         Pairing.Status.INVITED,
         secretary_a,
     )
     with pytest.raises(ActionRefused):  # the village cannot answer its own invitation
-        services.accept_pairing(pairing_id=by_name.pk, by=secretary_a, side=services.VILLAGE_SIDE)
-    services.decline_pairing(pairing_id=by_name.pk, by=donor, side=services.DONOR_SIDE, reason="明年再说")
+        pairings.accept_pairing(pairing_id=by_name.pk, by=secretary_a, side=pairings.VILLAGE_SIDE)
+    pairings.decline_pairing(pairing_id=by_name.pk, by=donor, side=pairings.DONOR_SIDE, reason="明年再说")
 
-    by_mail = services.invite_donor(
+    by_mail = pairings.invite_donor(
         by=secretary_a, donor_login=donor.email.upper(), village=areas.village_a, start_date=TODAY, **MONEY
     )
-    accepted = services.accept_pairing(pairing_id=by_mail.pk, by=donor, side=services.DONOR_SIDE)
+    accepted = pairings.accept_pairing(pairing_id=by_mail.pk, by=donor, side=pairings.DONOR_SIDE)
 
     by_name.refresh_from_db()
     assert (by_name.status, by_name.reason) == (Pairing.Status.DECLINED, "明年再说")
@@ -127,7 +128,7 @@ def test_an_invitation_by_username_or_e_mail_is_answered_by_the_donor(areas, sec
 
 def test_an_unknown_donor_cannot_be_invited(areas, secretary_a):
     with pytest.raises(ActionRefused) as refused:
-        services.invite_donor(
+        pairings.invite_donor(
             by=secretary_a, donor_login="nobody@example.org", village=areas.village_a, start_date=TODAY, **MONEY
         )
     assert refused.value.field == "donor"
@@ -136,17 +137,17 @@ def test_an_unknown_donor_cannot_be_invited(areas, secretary_a):
 
 def test_a_duplicate_open_pairing_is_refused_with_a_message(requested, household, donor, secretary_a):
     with pytest.raises(ActionRefused):
-        services.request_pairing(donor=donor.donor_profile, household=household, start_date=TODAY, **GOODS)
+        pairings.request_pairing(donor=donor.donor_profile, household=household, start_date=TODAY, **GOODS)
     with pytest.raises(ActionRefused):
-        services.invite_donor(by=secretary_a, donor_login="donor", household=household, start_date=TODAY, **MONEY)
-    services.accept_pairing(pairing_id=requested.pk, by=secretary_a, side=services.VILLAGE_SIDE)
+        pairings.invite_donor(by=secretary_a, donor_login="donor", household=household, start_date=TODAY, **MONEY)
+    pairings.accept_pairing(pairing_id=requested.pk, by=secretary_a, side=pairings.VILLAGE_SIDE)
     with pytest.raises(ActionRefused):
-        services.request_pairing(donor=donor.donor_profile, household=household, start_date=TODAY, **MONEY)
+        pairings.request_pairing(donor=donor.donor_profile, household=household, start_date=TODAY, **MONEY)
     assert Pairing.objects.count() == 1
 
     # Once ended, the donor may ask again.
-    services.end_pairing(pairing_id=requested.pk, by=donor, side=services.DONOR_SIDE)
-    again = services.request_pairing(donor=donor.donor_profile, household=household, start_date=TODAY, **MONEY)
+    pairings.end_pairing(pairing_id=requested.pk, by=donor, side=pairings.DONOR_SIDE)
+    again = pairings.request_pairing(donor=donor.donor_profile, household=household, start_date=TODAY, **MONEY)
     assert again.status == Pairing.Status.REQUESTED
 
 
@@ -167,7 +168,7 @@ def test_the_database_refuses_a_second_open_pairing(requested, household, donor)
 
 
 def test_a_pairing_of_a_household_and_one_of_its_village_are_different(requested, donor, areas):
-    village_pairing = services.request_pairing(
+    village_pairing = pairings.request_pairing(
         donor=donor.donor_profile, village=areas.village_a, start_date=TODAY, **MONEY
     )
     assert village_pairing.household is None
@@ -188,36 +189,36 @@ def test_a_pairing_of_a_household_and_one_of_its_village_are_different(requested
 def test_bad_terms_are_refused_next_to_their_field(household, donor, terms, field):
     terms = {"start_date": TODAY, **terms}
     with pytest.raises(ActionRefused) as refused:
-        services.request_pairing(donor=donor.donor_profile, household=household, **terms)
+        pairings.request_pairing(donor=donor.donor_profile, household=household, **terms)
     assert refused.value.field == field
     assert not Pairing.objects.exists()
 
 
 def test_a_household_of_another_village_is_refused(areas, secretary_b, household, donor):
     with pytest.raises(ActionRefused) as refused:
-        services.invite_donor(
+        pairings.invite_donor(
             by=secretary_b, donor_login="donor", village=areas.village_b, household=household, start_date=TODAY, **MONEY
         )
     assert refused.value.field == "household"
 
 
 def test_either_side_ends_an_active_pairing(active, secretary_a):
-    ended = services.end_pairing(pairing_id=active.pk, by=secretary_a, side=services.VILLAGE_SIDE, reason="搬迁")
+    ended = pairings.end_pairing(pairing_id=active.pk, by=secretary_a, side=pairings.VILLAGE_SIDE, reason="搬迁")
 
     assert ended.status == Pairing.Status.ENDED
     assert (ended.ended_by, ended.reason, ended.end_date) == (secretary_a, "搬迁", TODAY)
-    assert services.end_pairing(pairing_id=active.pk, by=secretary_a, side=services.VILLAGE_SIDE).status == "ended"
+    assert pairings.end_pairing(pairing_id=active.pk, by=secretary_a, side=pairings.VILLAGE_SIDE).status == "ended"
 
 
 def test_a_request_is_withdrawn_by_the_donor_but_declined_by_the_village(requested, donor, secretary_a):
     with pytest.raises(ActionRefused):
-        services.end_pairing(pairing_id=requested.pk, by=secretary_a, side=services.VILLAGE_SIDE)
+        pairings.end_pairing(pairing_id=requested.pk, by=secretary_a, side=pairings.VILLAGE_SIDE)
 
-    withdrawn = services.end_pairing(pairing_id=requested.pk, by=donor, side=services.DONOR_SIDE)
+    withdrawn = pairings.end_pairing(pairing_id=requested.pk, by=donor, side=pairings.DONOR_SIDE)
 
     assert withdrawn.status == Pairing.Status.ENDED
     with pytest.raises(ActionRefused):
-        services.accept_pairing(pairing_id=requested.pk, by=secretary_a, side=services.VILLAGE_SIDE)
+        pairings.accept_pairing(pairing_id=requested.pk, by=secretary_a, side=pairings.VILLAGE_SIDE)
 
 
 # --- Audit ---------------------------------------------------------------------------
@@ -225,13 +226,13 @@ def test_a_request_is_withdrawn_by_the_donor_but_declined_by_the_village(request
 
 def test_every_state_change_leaves_an_audit_entry(active, donor, secretary_a, household, areas):
     tasks.create_pairing_pledges(today=TODAY.isoformat())
-    services.post_pairing_update(pairing_id=active.pk, by=secretary_a, text="买了化肥")
-    services.end_pairing(pairing_id=active.pk, by=donor, side=services.DONOR_SIDE, reason="")
+    pairings.post_pairing_update(pairing_id=active.pk, by=secretary_a, text="买了化肥")
+    pairings.end_pairing(pairing_id=active.pk, by=donor, side=pairings.DONOR_SIDE, reason="")
 
-    invited = services.invite_donor(
+    invited = pairings.invite_donor(
         by=secretary_a, donor_login="donor", village=areas.village_a, start_date=TODAY, **MONEY
     )
-    services.decline_pairing(pairing_id=invited.pk, by=donor, side=services.DONOR_SIDE)
+    pairings.decline_pairing(pairing_id=invited.pk, by=donor, side=pairings.DONOR_SIDE)
 
     assert audit_actions(active) == [
         "pairing.requested",
@@ -251,10 +252,10 @@ def test_every_state_change_leaves_an_audit_entry(active, donor, secretary_a, ho
 
 
 def test_the_beat_ends_a_pairing_past_its_end_date(household, donor, secretary_a):
-    pairing = services.request_pairing(
+    pairing = pairings.request_pairing(
         donor=donor.donor_profile, household=household, start_date=TODAY, end_date=TODAY, **MONEY
     )
-    services.accept_pairing(pairing_id=pairing.pk, by=secretary_a, side=services.VILLAGE_SIDE)
+    pairings.accept_pairing(pairing_id=pairing.pk, by=secretary_a, side=pairings.VILLAGE_SIDE)
     tomorrow = TODAY + datetime.timedelta(days=1)
 
     tasks.create_pairing_pledges(today=tomorrow.isoformat())
@@ -281,7 +282,7 @@ def test_the_beat_makes_one_published_need_and_pledge_per_month(active, househol
     assert need.kind == Need.Kind.MONEY and need.target_amount == Decimal("300.00")
     assert need.status == Need.Status.FULLY_PLEDGED and need.published_at is not None
     assert need.created_by == secretary_a and need.reviewed_by is None
-    assert need.deadline == period_end(TODAY, "money") + datetime.timedelta(days=services.PAIRING_GRACE_DAYS)
+    assert need.deadline == period_end(TODAY, "money") + datetime.timedelta(days=pairings.PAIRING_GRACE_DAYS)
     assert installment.period in need.title and "黄家" in need.title
     assert HEAD_NAME not in need.title + need.description
     assert "黄" in need.search_terms
@@ -297,8 +298,8 @@ def test_the_beat_makes_one_published_need_and_pledge_per_month(active, househol
 
 
 def test_a_goods_pairing_gives_once_a_season(household, donor, secretary_a):
-    pairing = services.request_pairing(donor=donor.donor_profile, household=household, start_date=TODAY, **GOODS)
-    services.accept_pairing(pairing_id=pairing.pk, by=secretary_a, side=services.VILLAGE_SIDE)
+    pairing = pairings.request_pairing(donor=donor.donor_profile, household=household, start_date=TODAY, **GOODS)
+    pairings.accept_pairing(pairing_id=pairing.pk, by=secretary_a, side=pairings.VILLAGE_SIDE)
     season_end = period_end(TODAY, "goods")
 
     tasks.create_pairing_pledges(today=TODAY.isoformat())
@@ -321,14 +322,14 @@ def test_a_goods_pairing_gives_once_a_season(household, donor, secretary_a):
 
 def test_nothing_is_made_for_a_pairing_not_active_or_not_started(requested, household, donor, other_donor, secretary_a):
     later_start = TODAY + datetime.timedelta(days=70)
-    future = services.request_pairing(
+    future = pairings.request_pairing(
         donor=other_donor.donor_profile, household=household, start_date=later_start, **MONEY
     )
-    services.accept_pairing(pairing_id=future.pk, by=secretary_a, side=services.VILLAGE_SIDE)
+    pairings.accept_pairing(pairing_id=future.pk, by=secretary_a, side=pairings.VILLAGE_SIDE)
 
     assert tasks.create_pairing_pledges(today=TODAY.isoformat()) == 0
     assert not PairingInstallment.objects.exists()
-    assert services.create_pairing_installment(pairing_id=requested.pk, today=TODAY) is None
+    assert pairings.create_pairing_installment(pairing_id=requested.pk, today=TODAY) is None
 
     assert tasks.create_pairing_pledges(today=later_start.isoformat()) == 1
     assert PairingInstallment.objects.get().pairing == future
@@ -338,7 +339,7 @@ def test_an_installment_follows_the_normal_pledge_flow(active, county_reviewer, 
     tasks.create_pairing_pledges(today=TODAY.isoformat())
     gift = PairingInstallment.objects.get(pairing=active).pledge
 
-    services.record_money_received(
+    pledges.record_money_received(
         pledge_id=gift.pk, by=county_reviewer, amount=Decimal("300.00"), reference="BANK-PAIR-1"
     )
 
@@ -365,9 +366,9 @@ def test_an_installment_that_cannot_be_made_is_rolled_back_whole(active, househo
 
 
 def test_the_timeline_shows_updates_and_pledges_newest_first(active, secretary_a, donor, client_of):
-    services.post_pairing_update(pairing_id=active.pk, by=secretary_a, text="第一次动态")
+    pairings.post_pairing_update(pairing_id=active.pk, by=secretary_a, text="第一次动态")
     tasks.create_pairing_pledges(today=TODAY.isoformat())
-    services.post_pairing_update(pairing_id=active.pk, by=secretary_a, text="第二次动态")
+    pairings.post_pairing_update(pairing_id=active.pk, by=secretary_a, text="第二次动态")
 
     response = client_of(donor).get(reverse("donations:pairing-detail", args=[active.pk]))
 
@@ -382,7 +383,7 @@ def test_the_timeline_pages_without_losing_or_repeating_events(active, secretary
 
     monkeypatch.setattr(pairing_views, "TIMELINE_SIZE", 2)
     for n in range(3):
-        services.post_pairing_update(pairing_id=active.pk, by=secretary_a, text=f"动态{n}")
+        pairings.post_pairing_update(pairing_id=active.pk, by=secretary_a, text=f"动态{n}")
     tasks.create_pairing_pledges(today=TODAY.isoformat())
     client = client_of(donor)
     url = reverse("donations:pairing-detail", args=[active.pk])
@@ -400,7 +401,7 @@ def test_the_timeline_pages_without_losing_or_repeating_events(active, secretary
 
 
 def test_a_photo_reaches_the_donor_only_while_the_household_consents(active, household, secretary_a, donor, client_of):
-    update = services.post_pairing_update(pairing_id=active.pk, by=secretary_a, text="新房子", photo=jpeg())
+    update = pairings.post_pairing_update(pairing_id=active.pk, by=secretary_a, text="新房子", photo=jpeg())
     photo_url = reverse("donations:pairing-update-photo", args=[update.pk])
     timeline_url = reverse("donations:pairing-detail", args=[active.pk])
     donor_client = client_of(donor)
@@ -415,7 +416,7 @@ def test_a_photo_reaches_the_donor_only_while_the_household_consents(active, hou
     assert photo_url not in donor_client.get(timeline_url).content.decode()
     assert client_of(secretary_a).get(photo_url).status_code == 200  # the village keeps it
     with pytest.raises(ActionRefused) as refused:
-        services.post_pairing_update(pairing_id=active.pk, by=secretary_a, text="又一张", photo=jpeg())
+        pairings.post_pairing_update(pairing_id=active.pk, by=secretary_a, text="又一张", photo=jpeg())
     assert refused.value.field == "photo"
 
 
@@ -483,7 +484,7 @@ def test_it_rejects_another_donor(active, donor, other_donor, client_of):
 def test_an_update_photo_is_never_shown_to_outsiders(
     active, secretary_a, secretary_b, other_donor, client_of, anonymous
 ):
-    update = services.post_pairing_update(pairing_id=active.pk, by=secretary_a, text="照片", photo=jpeg())
+    update = pairings.post_pairing_update(pairing_id=active.pk, by=secretary_a, text="照片", photo=jpeg())
     url = reverse("donations:pairing-update-photo", args=[update.pk])
 
     assert client_of(secretary_b).get(url).status_code == 404
@@ -602,15 +603,15 @@ def test_mail_to_the_donor_names_the_household_only_publicly(
 ):
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        pairing = services.invite_donor(
+        pairing = pairings.invite_donor(
             by=secretary_a, donor_login="donor", household=household, start_date=TODAY, message=HEAD_NAME, **MONEY
         )
     with django_capture_on_commit_callbacks(execute=True):
-        services.accept_pairing(pairing_id=pairing.pk, by=donor, side=services.DONOR_SIDE)
+        pairings.accept_pairing(pairing_id=pairing.pk, by=donor, side=pairings.DONOR_SIDE)
     with django_capture_on_commit_callbacks(execute=True):
-        services.post_pairing_update(pairing_id=pairing.pk, by=secretary_a, text=f"{HEAD_NAME} 的近况")
+        pairings.post_pairing_update(pairing_id=pairing.pk, by=secretary_a, text=f"{HEAD_NAME} 的近况")
     with django_capture_on_commit_callbacks(execute=True):
-        services.end_pairing(pairing_id=pairing.pk, by=secretary_a, side=services.VILLAGE_SIDE, reason=HEAD_NAME)
+        pairings.end_pairing(pairing_id=pairing.pk, by=secretary_a, side=pairings.VILLAGE_SIDE, reason=HEAD_NAME)
 
     to_donor = [m for m in mail.outbox if m.to == [donor.email]]
     assert len(to_donor) == 3  # invited, update, ended
@@ -628,9 +629,9 @@ def test_paired_households_are_counted_per_area(active, other_pairing, household
     second = factories.HouseholdFactory(village=areas.village_a)
     third_donor = factories.make_donor(username="third_donor")
     for who in (third_donor,):
-        p = services.request_pairing(donor=who.donor_profile, household=household, start_date=TODAY, **MONEY)
-        services.accept_pairing(pairing_id=p.pk, by=secretary_a, side=services.VILLAGE_SIDE)
-    services.request_pairing(donor=third_donor.donor_profile, household=second, start_date=TODAY, **MONEY)  # pending
+        p = pairings.request_pairing(donor=who.donor_profile, household=household, start_date=TODAY, **MONEY)
+        pairings.accept_pairing(pairing_id=p.pk, by=secretary_a, side=pairings.VILLAGE_SIDE)
+    pairings.request_pairing(donor=third_donor.donor_profile, household=second, start_date=TODAY, **MONEY)  # pending
 
     home = anonymous.get(reverse("home"))
     stats = anonymous.get(reverse("donations:pairing-stats"))

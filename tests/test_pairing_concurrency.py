@@ -9,8 +9,9 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
-from donations import services, tasks
+from donations import tasks
 from donations.models import Need, Pairing, PairingInstallment, Pledge
+from donations.services import pairings as pairing_services
 from sun_commune.errors import ActionRefused
 from sun_commune.models import AuditEntry
 
@@ -38,8 +39,10 @@ def pairings(areas, household, secretary_a):
         ]
     ):
         donor = factories.make_donor(username=f"paired{i}")
-        pairing = services.request_pairing(donor=donor.donor_profile, start_date=today, **target, **terms)
-        made.append(services.accept_pairing(pairing_id=pairing.pk, by=secretary_a, side=services.VILLAGE_SIDE))
+        pairing = pairing_services.request_pairing(donor=donor.donor_profile, start_date=today, **target, **terms)
+        made.append(
+            pairing_services.accept_pairing(pairing_id=pairing.pk, by=secretary_a, side=pairing_services.VILLAGE_SIDE)
+        )
     return made
 
 
@@ -64,7 +67,7 @@ def test_beat_runs_racing_make_each_installment_once(pairings):
 def test_the_service_racing_itself_makes_one_installment(pairings):
     pairing = pairings[0]
 
-    results = run_together(THREADS, lambda i: services.create_pairing_installment(pairing_id=pairing.pk))
+    results = run_together(THREADS, lambda i: pairing_services.create_pairing_installment(pairing_id=pairing.pk))
 
     made = [r for r in results if isinstance(r, PairingInstallment)]
     assert len(made) == 1 and results.count(None) == THREADS - 1
@@ -78,7 +81,7 @@ def test_requests_racing_make_one_open_pairing(household, areas):
 
     results = run_together(
         THREADS,
-        lambda i: services.request_pairing(
+        lambda i: pairing_services.request_pairing(
             donor=donor, household=household, start_date=today, commitment="money", amount=Decimal("100")
         ),
     )

@@ -12,8 +12,8 @@ from django.db.models import F
 from django.urls import reverse
 from PIL import Image
 
-from donations import services
 from donations.models import Need, Pledge
+from donations.services import pledges
 from sun_commune.errors import ActionRefused
 from sun_commune.models import AuditEntry
 
@@ -80,7 +80,7 @@ def test_cancelling_gives_the_quantity_back(need_a, donor):
     p = pledge(need_a, donor, 10)
     assert counters(need_a)[:2] == (Need.Status.FULLY_PLEDGED, 10)
 
-    services.cancel_pledge(pledge_id=p.pk, by=donor)
+    pledges.cancel_pledge(pledge_id=p.pk, by=donor)
 
     assert counters(need_a)[:2] == (Need.Status.PUBLISHED, 0)
     p.refresh_from_db()
@@ -90,10 +90,10 @@ def test_cancelling_gives_the_quantity_back(need_a, donor):
 def test_cancelling_twice_is_harmless(need_a, donor):
     p = pledge(need_a, donor, 4)
     pledge(need_a, donor, 3)
-    services.cancel_pledge(pledge_id=p.pk, by=donor)
+    pledges.cancel_pledge(pledge_id=p.pk, by=donor)
     audit_count = AuditEntry.objects.count()
 
-    services.cancel_pledge(pledge_id=p.pk, by=donor)
+    pledges.cancel_pledge(pledge_id=p.pk, by=donor)
 
     assert counters(need_a)[:2] == (Need.Status.PUBLISHED, 3)
     assert AuditEntry.objects.count() == audit_count
@@ -101,20 +101,20 @@ def test_cancelling_twice_is_harmless(need_a, donor):
 
 def test_cancelling_a_sent_pledge_gives_back(need_a, donor):
     p = pledge(need_a, donor, 4)
-    services.mark_sent(pledge_id=p.pk, by=donor)
+    pledges.mark_sent(pledge_id=p.pk, by=donor)
 
-    services.cancel_pledge(pledge_id=p.pk, by=donor)
+    pledges.cancel_pledge(pledge_id=p.pk, by=donor)
 
     assert counters(need_a)[1] == 0
 
 
 def test_it_refuses_to_cancel_a_received_pledge(need_a, donor, secretary_a):
     p = pledge(need_a, donor, 4)
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=4)
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=4)
     before = counters(need_a)
 
     with pytest.raises(ActionRefused):
-        services.cancel_pledge(pledge_id=p.pk, by=donor)
+        pledges.cancel_pledge(pledge_id=p.pk, by=donor)
 
     assert counters(need_a) == before
     p.refresh_from_db()
@@ -152,7 +152,7 @@ def test_pledging_from_the_need_page_reads_the_need_once(need_a, donor, client_o
 def test_a_partial_arrival_releases_the_shortfall(need_a, donor, secretary_a):
     p = pledge(need_a, donor, 10)
 
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=6)
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=6)
 
     status, pledged, received, *_ = counters(need_a)
     assert (status, pledged, received) == (Need.Status.PUBLISHED, 6, 6)
@@ -163,10 +163,10 @@ def test_a_partial_arrival_releases_the_shortfall(need_a, donor, secretary_a):
 def test_a_full_arrival_fulfils_the_need(need_a, donor, other_donor, secretary_a):
     first = pledge(need_a, donor, 4)
     second = pledge(need_a, other_donor, 6)
-    services.confirm_receipt(pledge_id=first.pk, by=secretary_a, quantity=4)
+    pledges.confirm_receipt(pledge_id=first.pk, by=secretary_a, quantity=4)
     assert counters(need_a)[0] == Need.Status.FULLY_PLEDGED
 
-    services.confirm_receipt(pledge_id=second.pk, by=secretary_a, quantity=6)
+    pledges.confirm_receipt(pledge_id=second.pk, by=secretary_a, quantity=6)
 
     assert counters(need_a)[:3] == (Need.Status.FULFILLED, 10, 10)
     need_a.refresh_from_db()
@@ -175,11 +175,11 @@ def test_a_full_arrival_fulfils_the_need(need_a, donor, other_donor, secretary_a
 
 def test_confirming_twice_does_not_count_twice(need_a, donor, secretary_a):
     p = pledge(need_a, donor, 5)
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=5)
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=5)
     before = counters(need_a)
     audit_count = AuditEntry.objects.count()
 
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=5)
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=5)
 
     assert counters(need_a) == before
     assert AuditEntry.objects.count() == audit_count
@@ -189,7 +189,7 @@ def test_it_refuses_more_than_was_pledged(need_a, donor, secretary_a):
     p = pledge(need_a, donor, 5)
 
     with pytest.raises(ActionRefused) as refused:
-        services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=6)
+        pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=6)
 
     assert refused.value.field == "quantity"
     assert counters(need_a)[1:3] == (5, 0)
@@ -259,7 +259,7 @@ def test_it_stores_a_photo_as_jpeg_without_metadata_outside_the_code(need_a, don
 def test_it_records_money_received_with_its_reference(money_need_a, donor, county_reviewer):
     p = pledge(money_need_a, donor, Decimal("300.00"))
 
-    services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300", reference="ICBC-0001")
+    pledges.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300", reference="ICBC-0001")
 
     p.refresh_from_db()
     assert (p.status, p.received_amount, p.transfer_reference) == (
@@ -272,11 +272,11 @@ def test_it_records_money_received_with_its_reference(money_need_a, donor, count
 
 def test_the_same_reference_twice_is_a_no_op(money_need_a, donor, county_reviewer):
     p = pledge(money_need_a, donor, Decimal("300.00"))
-    services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300", reference="ICBC-0001")
+    pledges.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300", reference="ICBC-0001")
     before = counters(money_need_a)
     audit_count = AuditEntry.objects.count()
 
-    again = services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300", reference="ICBC-0001")
+    again = pledges.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300", reference="ICBC-0001")
 
     assert again.pk == p.pk
     assert counters(money_need_a) == before
@@ -286,11 +286,11 @@ def test_the_same_reference_twice_is_a_no_op(money_need_a, donor, county_reviewe
 def test_it_refuses_a_reference_already_used_for_another_pledge(money_need_a, donor, other_donor, county_reviewer):
     first = pledge(money_need_a, donor, Decimal("300.00"))
     second = pledge(money_need_a, other_donor, Decimal("200.00"))
-    services.record_money_received(pledge_id=first.pk, by=county_reviewer, amount="300", reference="ICBC-0001")
+    pledges.record_money_received(pledge_id=first.pk, by=county_reviewer, amount="300", reference="ICBC-0001")
     before = counters(money_need_a)
 
     with pytest.raises(ActionRefused) as refused:
-        services.record_money_received(pledge_id=second.pk, by=county_reviewer, amount="200", reference="ICBC-0001")
+        pledges.record_money_received(pledge_id=second.pk, by=county_reviewer, amount="200", reference="ICBC-0001")
 
     assert refused.value.field == "reference"
     assert counters(money_need_a) == before
@@ -302,7 +302,7 @@ def test_it_refuses_more_money_than_was_pledged(money_need_a, donor, county_revi
     p = pledge(money_need_a, donor, Decimal("300.00"))
 
     with pytest.raises(ActionRefused) as refused:
-        services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300.01", reference="ICBC-0002")
+        pledges.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="300.01", reference="ICBC-0002")
 
     assert refused.value.field == "amount"
     p.refresh_from_db()
@@ -315,7 +315,7 @@ def test_the_money_form_shows_a_used_reference_next_to_the_field(
 ):
     first = pledge(money_need_a, donor, Decimal("300.00"))
     second = pledge(money_need_a, other_donor, Decimal("200.00"))
-    services.record_money_received(pledge_id=first.pk, by=county_reviewer, amount="300", reference="ICBC-0001")
+    pledges.record_money_received(pledge_id=first.pk, by=county_reviewer, amount="300", reference="ICBC-0001")
 
     response = client_of(county_reviewer).post(
         reverse("donations:money-record", args=[second.pk]), {"amount": "200", "reference": "ICBC-0001"}
@@ -330,7 +330,7 @@ def test_the_money_form_shows_a_used_reference_next_to_the_field(
 def test_all_the_money_arriving_fulfils_the_need(money_need_a, donor, county_reviewer):
     p = pledge(money_need_a, donor, Decimal("1000.00"))
 
-    services.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="1000.00", reference="ABC-1")
+    pledges.record_money_received(pledge_id=p.pk, by=county_reviewer, amount="1000.00", reference="ABC-1")
 
     assert counters(money_need_a)[0] == Need.Status.FULFILLED
 

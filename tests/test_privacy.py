@@ -14,7 +14,7 @@ from django.core import mail
 from django.core.cache import cache
 from django.urls import reverse
 
-from donations import services
+from donations.services import pledges
 from households.models import Household
 from sun_commune.models import AuditEntry
 from sun_commune.views import STATS_KEY
@@ -99,7 +99,7 @@ def test_private_fields_never_leave_the_site(
         p = pledge(fulfilled, private_donor, 2)
         pledge(open_need, private_donor, "100.00")
         pledge(open_need, donor, "50.00")
-        services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2, note="到了")
+        pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2, note="到了")
     fulfilled.refresh_from_db()
     assert fulfilled.status == "fulfilled"
 

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import translation
 
-from donations import ledger, merkle, publication, services, tasks
+from donations import ledger, merkle, publication, tasks
 from donations.models import (
     AreaLedgerTotal,
     LedgerBatch,
@@ -29,6 +29,7 @@ from donations.models import (
     MerkleNode,
     PublishedEntry,
 )
+from donations.services import money, pledges
 from households.models import Area
 from sun_commune.celery import app
 
@@ -56,7 +57,7 @@ def english():
 
 
 def gift(by, area, amount, reference):
-    return services.record_gift(by=by, area=area, amount=amount, reference=reference, occurred_on=yesterday())
+    return money.record_gift(by=by, area=area, amount=amount, reference=reference, occurred_on=yesterday())
 
 
 def leaves() -> list[bytes]:
@@ -70,7 +71,7 @@ def test_publishing_makes_numbered_batches_that_continue_the_indices(areas, mone
     first = [
         receive_money(money_need_a, donor, "100", reference="P-1", by=county_reviewer),
         gift(county_reviewer, areas.yanting, "50", "P-2"),
-        services.spend(by=county_reviewer, amount="30", need_id=money_need_a.pk, **spend_kwargs()),
+        money.spend(by=county_reviewer, amount="30", need_id=money_need_a.pk, **spend_kwargs()),
     ]
 
     batch1 = publication.publish_pending()
@@ -84,7 +85,7 @@ def test_publishing_makes_numbered_batches_that_continue_the_indices(areas, mone
 
     second = [
         gift(county_reviewer, areas.yanting, "20", "P-3"),
-        services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="60"),
+        money.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="60"),
     ]
     batch2 = publication.publish_pending()
 
@@ -214,7 +215,7 @@ def test_two_publishers_at_once_publish_each_transaction_exactly_once(
     receive_money(money_need_a, donor, "500", reference="TWO-1", by=county_reviewer)
     with transaction.atomic():
         for i in range(40):
-            services.spend(by=county_reviewer, amount="1.25", need_id=money_need_a.pk, **spend_kwargs(purpose=f"#{i}"))
+            money.spend(by=county_reviewer, amount="1.25", need_id=money_need_a.pk, **spend_kwargs(purpose=f"#{i}"))
     bulk_goods_in(2000, areas.village_b)
     settings.LEDGER_BATCH_MAX = 150  # many batches, so the two publishers really interleave
 
@@ -498,13 +499,13 @@ def test_area_totals_are_the_sums_of_the_published_entries(
     )
     receive_money(money_need_a, donor, "300.00", reference="TOT-1", by=county_reviewer)
     goods = factories.pledge(need_a, donor, 3)
-    services.confirm_receipt(pledge_id=goods.pk, by=secretary_a, quantity=2)  # 160.00 of 240.00
-    services.spend(by=county_reviewer, amount="100.10", need_id=money_need_a.pk, **spend_kwargs())
+    pledges.confirm_receipt(pledge_id=goods.pk, by=secretary_a, quantity=2)  # 160.00 of 240.00
+    money.spend(by=county_reviewer, amount="100.10", need_id=money_need_a.pk, **spend_kwargs())
     publication.publish_all()  # batch 1; the totals must add up across batches
     gift(county_reviewer, areas.yanting, "500.00", "TOT-2")
-    pool_spend = services.spend(by=county_reviewer, amount="50.00", pool_area=areas.yanting, **spend_kwargs())
-    services.reverse_transaction(by=county_reviewer, transaction_id=pool_spend.pk, reason="paid twice")
-    services.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="70.00")
+    pool_spend = money.spend(by=county_reviewer, amount="50.00", pool_area=areas.yanting, **spend_kwargs())
+    money.reverse_transaction(by=county_reviewer, transaction_id=pool_spend.pk, reason="paid twice")
+    money.allocate(by=county_reviewer, pool_area=areas.yanting, need_id=money_need_a.pk, amount="70.00")
     receive_money(need_c, donor, "70.00", reference="TOT-3", by=other_county_reviewer)
     unpublished = gift(county_reviewer, areas.yanting, "999.00", "TOT-4")
     publication.publish_all()

@@ -247,9 +247,9 @@ def test_a_village_page_shows_its_profile_needs_and_money(
         village=areas.village_a, by=secretary_a, reviewer=county_reviewer, title="过冬的棉被", quantity=1
     )
     p = factories.pledge(done, donor, 1)
-    from donations import services as donation_services
+    from donations.services import pledges
 
-    donation_services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=1)
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=1)
     AreaLedgerTotal.objects.create(
         area=areas.village_a, money_in=Decimal("1500.00"), goods_in=Decimal("80.00"), money_out=Decimal("600.00")
     )

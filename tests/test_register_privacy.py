@@ -13,8 +13,9 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from donations import publication
-from donations import services as donation_services
 from donations.models import PublishedEntry
+from donations.services import money as money_services
+from donations.services import pledges
 from households import services
 from households.models import Household
 from sun_commune.errors import ActionRefused
@@ -275,9 +276,9 @@ def test_no_private_field_of_the_register_leaves_the_site(
             village=areas.village_a, by=secretary_a, reviewer=county_reviewer, household=other, kind="money"
         )
         p = factories.pledge(goods, donor, 2)
-        donation_services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2, note="到了")
+        pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=2, note="到了")
         receive_money(money, donor, "300.00", reference="TR-6601", by=county_reviewer)
-        donation_services.spend(
+        money_services.spend(
             by=county_reviewer, amount="120.00", need_id=money.pk, payee_household=other, **spend_kwargs()
         )
     publication.publish_all()

@@ -10,8 +10,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from donations import search, services
+from donations import search
 from donations.models import Need, Pledge
+from donations.services import pledges
 
 from . import factories
 from .factories import pledge
@@ -147,7 +148,7 @@ def test_it_shows_fully_pledged_and_fulfilled_apart(spread, donor, secretary_a, 
 
     assert supermarket_titles(anonymous) == {"C service"}
     assert supermarket_titles(anonymous, show="fully_pledged") == {"A goods", "B money"}
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=a.quantity)
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=a.quantity)
     assert supermarket_titles(anonymous, show="fulfilled") == {"A goods"}
 
 

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 from django.conf import settings
 
-from donations import services
+from donations.services import pledges
 from sun_commune.celery import app
 
 from . import factories
@@ -129,7 +129,7 @@ def test_the_worker_tells_the_donor_the_gift_arrived(to_worker, areas, secretary
     need = factories.published_need(village=areas.village_a, by=secretary_a, reviewer=county_reviewer, title=title)
     p = pledge(need, donor, 4)
 
-    services.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=3)
+    pledges.confirm_receipt(pledge_id=p.pk, by=secretary_a, quantity=3)
 
     message = wait_for_mail(to_worker, to=donor.email, containing=title)
     assert "3" in message.get_body(("plain",)).get_content()

@@ -10,7 +10,7 @@ capital, land and labour), a purchase contract each and a year of
 deliveries (12 each by default). Then it times:
 
 - the pure arithmetic, ``cooperatives.distribution.compute`` on those inputs;
-- the whole service, ``services.compute_distribution``: reading the share
+- the whole service, ``distributions.compute_distribution``: reading the share
   register and the year's deliveries, computing, writing the distribution
   and its lines with the audit entry, in one transaction;
 - computing it again (a preview is replaced);
@@ -84,8 +84,8 @@ def seed(members: int, deliveries: int):
     bulk-inserted (the set-up is not what is measured)."""
     import random
 
-    from cooperatives import services
     from cooperatives.models import Delivery, Loan, Member, PurchaseContract, ShareEvent
+    from cooperatives.services import coops, distributions
     from households.models import Area, Household
     from sun_commune.models import RoleGrant, User
 
@@ -100,8 +100,8 @@ def seed(members: int, deliveries: int):
     )
     staff = User.objects.create(username="staff", email="staff@example.com")
     RoleGrant.objects.create(user=staff, role=RoleGrant.Role.STAFF, area=county)
-    coop = services.create_cooperative(by=staff, name="兰干养殖专业合作社", kind="breeding", area=village)
-    services.set_rules(
+    coop = coops.create_cooperative(by=staff, name="兰干养殖专业合作社", kind="breeding", area=village)
+    distributions.set_rules(
         by=staff,
         cooperative_id=coop.pk,
         volume_share_percent=Decimal("60"),
@@ -229,8 +229,9 @@ def main():
     create_database()
     try:
         setup_django()
-        from cooperatives import distribution, services
+        from cooperatives import distribution
         from cooperatives.models import Distribution
+        from cooperatives.services import distributions
 
         started = time.perf_counter()
         coop, staff, n_deliveries, n_events = seed(args.members, args.deliveries)
@@ -241,10 +242,10 @@ def main():
         surplus = Decimal("40000000.00")
 
         t = time.perf_counter()
-        inputs, _extras = services.distribution_inputs(coop, YEAR)
+        inputs, _extras = distributions.distribution_inputs(coop, YEAR)
         read = time.perf_counter() - t
         t = time.perf_counter()
-        result = distribution.compute(surplus=surplus, rules=services.rules_of(coop), members=inputs)
+        result = distribution.compute(surplus=surplus, rules=distributions.rules_of(coop), members=inputs)
         pure = time.perf_counter() - t
         assert sum(line.total for line in result.lines) == result.surplus
         print(f"reading the register and the year's deliveries: {read:.3f} s")
@@ -253,10 +254,10 @@ def main():
         timings = []
         for _ in range(3):
             t = time.perf_counter()
-            dist = services.compute_distribution(by=None, cooperative_id=coop.pk, year=YEAR, surplus=surplus)
+            dist = distributions.compute_distribution(by=None, cooperative_id=coop.pk, year=YEAR, surplus=surplus)
             timings.append(time.perf_counter() - t)
         print(
-            f"services.compute_distribution (read, compute, write {dist.lines.count()} lines, audit): "
+            f"distributions.compute_distribution (read, compute, write {dist.lines.count()} lines, audit): "
             f"first {timings[0]:.2f} s, then {min(timings[1:]):.2f} s (a preview computed again)"
         )
         print(
@@ -265,9 +266,9 @@ def main():
         )
 
         if args.pay:
-            services.approve_distribution(by=staff, distribution_id=dist.pk)
+            distributions.approve_distribution(by=staff, distribution_id=dist.pk)
             t = time.perf_counter()
-            paid = services.record_all_payments(by=None, distribution_id=dist.pk)
+            paid = distributions.record_all_payments(by=None, distribution_id=dist.pk)
             elapsed = time.perf_counter() - t
             dist = Distribution.objects.get(pk=dist.pk)
             print(

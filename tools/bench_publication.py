@@ -80,8 +80,9 @@ def seed(n: int) -> dict:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from donations import ledger, services
+    from donations import ledger
     from donations.models import Need
+    from donations.services import needs
     from households.models import Area
     from sun_commune.models import RoleGrant, User
 
@@ -99,7 +100,7 @@ def seed(n: int) -> dict:
     ]
     user = User.objects.create(username="bench", email="bench@example.org")
     RoleGrant.objects.create(user=user, role=RoleGrant.Role.SECRETARY, area=villages[0])
-    need = services.create_need(
+    need = needs.create_need(
         by=user,
         village=villages[0],
         submit=False,

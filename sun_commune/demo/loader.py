@@ -32,8 +32,10 @@ from django.db.models import Count
 from django.utils import timezone
 
 from cooperatives import demo as cooperatives_demo
-from donations import services as donation_services
 from donations.models import Donor, Need, Pledge
+from donations.services import donors as donor_services
+from donations.services import needs as need_services
+from donations.services import pledges as pledge_services
 from households import services as household_services
 from households.crypto import id_check_digit
 from households.crypto import id_number_valid as is_valid_id_number  # noqa: F401 - used by tests
@@ -367,7 +369,7 @@ def build_plan(named: dict | None = None, gen: dict | None = None) -> Plan:
                 fields={
                     k: v
                     for k, v in n.items()
-                    if k != "household" and (k in donation_services.NEED_FIELDS or k == "deadline_days")
+                    if k != "household" and (k in need_services.NEED_FIELDS or k == "deadline_days")
                 },
             )
         )
@@ -607,7 +609,7 @@ class DemoLoader:
     def donor(self, user: User, spec: dict) -> Donor:
         donor = Donor.objects.filter(user=user).first()
         if donor is None:
-            donor = donation_services.register_donor(
+            donor = donor_services.register_donor(
                 user=user,
                 kind=spec["kind"],
                 name=spec["name"],
@@ -660,33 +662,33 @@ class DemoLoader:
         if "unit_price" in fields and fields["unit_price"] is not None:
             fields["unit_price"] = Decimal(fields["unit_price"])
         secretary = self.users[np.created_by]
-        need = donation_services.create_need(
+        need = need_services.create_need(
             by=secretary, village=village, submit=np.status != Need.Status.DRAFT, household=household, **fields
         )
         self.created.needs += 1
         if np.status == Need.Status.REJECTED:
-            donation_services.reject_need(need_id=need.pk, by=self.users[np.reviewer], reason=np.rejection_reason)
+            need_services.reject_need(need_id=need.pk, by=self.users[np.reviewer], reason=np.rejection_reason)
             return
         if np.status != Need.Status.PUBLISHED:
             return
         staff = self.users[np.reviewer]
-        donation_services.publish_need(need_id=need.pk, by=staff)
+        need_services.publish_need(need_id=need.pk, by=staff)
         for pp in np.pledges:
             donor = self.donors[pp.donor]
             size = {"amount": pp.size} if need.kind == Need.Kind.MONEY else {"quantity": pp.size}
-            p = donation_services.make_pledge(need_id=need.pk, donor=donor, message=pp.message, **size)
+            p = pledge_services.make_pledge(need_id=need.pk, donor=donor, message=pp.message, **size)
             self.created.pledges += 1
             if pp.sent:
-                donation_services.mark_sent(pledge_id=p.pk, by=donor.user)
+                pledge_services.mark_sent(pledge_id=p.pk, by=donor.user)
             if pp.arrived is not None:
                 if need.kind == Need.Kind.MONEY:
-                    donation_services.record_money_received(
+                    pledge_services.record_money_received(
                         pledge_id=p.pk, by=staff, amount=pp.arrived, reference=pp.reference
                     )
                 else:
-                    donation_services.confirm_receipt(pledge_id=p.pk, by=secretary, quantity=pp.arrived, note=pp.note)
+                    pledge_services.confirm_receipt(pledge_id=p.pk, by=secretary, quantity=pp.arrived, note=pp.note)
                 if pp.thanks:
-                    donation_services.thank_donor(pledge_id=p.pk, by=secretary, message=pp.thanks)
+                    pledge_services.thank_donor(pledge_id=p.pk, by=secretary, message=pp.thanks)
 
 
 # --- Summary --------------------------------------------------------------------

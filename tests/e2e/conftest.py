@@ -151,11 +151,11 @@ def e2e_reviewer(e2e_places):
 @pytest.fixture
 def e2e_donor(transactional_db):
     """A donor from the city who chose to show her name."""
-    from donations import services
     from donations.models import Donor
+    from donations.services import donors
 
     user = _user("li_donor", "li.donor@example.org")
-    return services.register_donor(user=user, kind=Donor.Kind.PERSON, name="李女士", show_name=True)
+    return donors.register_donor(user=user, kind=Donor.Kind.PERSON, name="李女士", show_name=True)
 
 
 @pytest.fixture
