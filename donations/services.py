@@ -22,11 +22,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from households.models import Area
-from sun_commune import audit
+from sun_commune import audit, search
 from sun_commune.errors import ActionRefused
 from sun_commune.language import in_site_language
 
-from . import ledger, search, tasks
+from . import ledger, tasks
 from .models import (
     Donor,
     LedgerAccount,

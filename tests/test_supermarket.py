@@ -10,8 +10,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from donations import search, services
+from donations import services
 from donations.models import Need, Pledge
+from sun_commune import search
 
 from . import factories
 from .factories import pledge
