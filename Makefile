@@ -19,6 +19,7 @@ demo: install services db
 test: install
 	./ops/provision.sh --browser
 	$(PY) manage.py makemigrations --check --dry-run --settings=tests.settings
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -p no:cacheprovider --durations=10
 
 install: $(VENV)/.installed node_modules/.installed

@@ -243,7 +243,7 @@ def build_indexes(conn, definitions: list[str]) -> None:
 
 
 def name_pool() -> list[tuple[str, list[str]]]:
-    from donations.search import index_terms
+    from sun_commune.search import index_terms
 
     names = []
     given = list(GIVEN)
@@ -258,7 +258,7 @@ def name_pool() -> list[tuple[str, list[str]]]:
 
 def need_templates() -> list[tuple]:
     """(t, kind, category, title, item, unit, unit_price, description, search_terms)."""
-    from donations.search import index_terms
+    from sun_commune.search import index_terms
 
     rows = []
     for k, (kind, category, item, unit, price, title) in enumerate(NEEDS):

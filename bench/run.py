@@ -265,7 +265,7 @@ def page_plan(meta: dict, keys: dict) -> dict:
     village_paths = []
     for village in villages:
         try:
-            village_paths.append(reverse("households:village-public", args=[village.code]))
+            village_paths.append(reverse("village-public", args=[village.code]))
         except NoReverseMatch:  # no public village page: the supermarket of the village
             village_paths.append(
                 f"{reverse('donations:supermarket')}?county={county.pk}&township={village.parent_id}&village={village.pk}"

@@ -22,12 +22,12 @@ from .models import Cooperative, CooperativeManager, Distribution, Member
 def is_manager(user) -> bool:
     if not getattr(user, "pk", None):
         return False
-    # Through getattr, not __dict__: request.user is a lazy proxy, and the
-    # flag is set on the user inside it (sun_commune.backends.load_user).
-    cached = getattr(user, "_coop_manager", None)
+    # Through getattr: request.user is a lazy proxy, and the flag is set on
+    # the user inside it (User.set_loaded, called by portal.backends.load_user).
+    cached = getattr(user, "coop_manager", None)
     if cached is None:
         cached = CooperativeManager.objects.filter(user=user, active=True).exists()
-        user._coop_manager = cached
+        user.coop_manager = cached
     return cached
 
 

@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from sun_commune.mail import send_to_user
 
+from .models import CooperativeManager, Distribution, LoanInstallment
+
 log = logging.getLogger(__name__)
 
 
@@ -20,8 +22,7 @@ def check_loan_repayments() -> dict:
     due within COOP_LOAN_REMINDER_DAYS, and flag every one past its due date.
     Each installment is reminded and flagged once (conditional updates in
     the services), so a second run, or two at once, sends nothing twice."""
-    from .models import LoanInstallment
-    from .services import loans
+    from .services import loans  # noqa: PLC0415 -- deferred: services import tasks
 
     today = timezone.localdate()
     horizon = today + timedelta(days=settings.COOP_LOAN_REMINDER_DAYS)
@@ -42,8 +43,6 @@ def check_loan_repayments() -> dict:
 def notify_installment(*, installment_id: int, overdue: bool) -> int:
     """Mail the cooperative's active managers about one installment. The mail
     names the member by number only."""
-    from .models import CooperativeManager, LoanInstallment
-
     installment = (
         LoanInstallment.objects.select_related("loan__cooperative", "loan__member").filter(pk=installment_id).first()
     )
@@ -66,8 +65,7 @@ def notify_installment(*, installment_id: int, overdue: bool) -> int:
 def pay_distribution(*, distribution_id: int, by_id: int | None, note: str = "") -> int:
     """Record every unpaid line of an approved distribution (each line once;
     safe to run again or after dying half-way)."""
-    from .models import Distribution
-    from .services import distributions
+    from .services import distributions  # noqa: PLC0415 -- deferred: services import tasks
 
     if not Distribution.objects.filter(pk=distribution_id).exists():
         return 0

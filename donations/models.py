@@ -153,7 +153,7 @@ class Need(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.DRAFT)
     rejection_reason = models.TextField(_("reason for rejection"), blank=True)
     # Character unigrams and bigrams of the text: finds any Chinese word of one
-    # or more characters through a GIN index (see donations.search).
+    # or more characters through a GIN index (see sun_commune.search).
     search_terms = ArrayField(models.CharField(max_length=8), default=list, editable=False)
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

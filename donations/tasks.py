@@ -5,12 +5,14 @@ import logging
 from datetime import date
 
 from celery import shared_task
+from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from sun_commune.errors import ActionRefused
 from sun_commune.mail import send_to_user
 
+from . import publication
 from .models import Need, Pairing, PairingInstallment, Pledge, period_of
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ def notify_goods_received(*, pledge_id: int) -> None:
 def expire_overdue_needs() -> int:
     """Beat: expire every open need past its deadline, one transaction each
     (a need that fails does not hold up the others; a rerun finishes the job)."""
-    from .services import needs
+    from .services import needs  # noqa: PLC0415 -- deferred: services import tasks
 
     today = timezone.localdate()
     overdue = Need.objects.filter(
@@ -67,8 +69,6 @@ def expire_overdue_needs() -> int:
 def publish_ledger() -> int:
     """Beat: publish every committed, unpublished ledger transaction as the
     next numbered batches. Safe to run twice at once or to kill half-way."""
-    from . import publication
-
     batches = publication.publish_all()
     if batches:
         log.info(
@@ -83,9 +83,6 @@ def publish_ledger() -> int:
 @shared_task
 def check_ledger() -> bool:
     """Nightly: run the ledger check; on failure mail the bureau staff."""
-    from django.contrib.auth import get_user_model
-
-    from . import publication
 
     check = publication.run_check()
     if check.ok:
@@ -113,8 +110,6 @@ PAIRING_EVENT_STATUS = {
 
 
 def village_secretaries(village_id: int):
-    from django.contrib.auth import get_user_model
-
     return (
         get_user_model()
         .objects.filter(
@@ -155,7 +150,7 @@ def create_pairing_pledges(today: str | None = None) -> int:
     active pairing that has none yet, one transaction each. Safe to run twice
     or at once: the service locks each pairing and the installment's period
     is unique. ``today`` (ISO date) is for tests and catching up by hand."""
-    from .services import pairings
+    from .services import pairings  # noqa: PLC0415 -- deferred: services import tasks
 
     day = date.fromisoformat(today) if today else timezone.localdate()
     ran_out = Pairing.objects.active().filter(end_date__lt=day).values_list("pk", flat=True)

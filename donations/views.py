@@ -17,6 +17,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from sun_commune import search
 from sun_commune.access import donor_required, secretary_required, staff_required
 from sun_commune.errors import ActionRefused
 from sun_commune.fragments import render_block, render_many
@@ -24,7 +25,7 @@ from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page, keyset_window, rows_in_order
 from sun_commune.prepared import prepared
 
-from . import access, ledger_views, publication, search
+from . import access, ledger_views, publication
 from .cards import for_cards, need_cards, private_household_fields
 from .forms import (
     ConfirmReceiptForm,

@@ -8,8 +8,9 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from donations.search import normalise, query_terms
+from sun_commune.search import normalise, query_terms
 
+from . import access, services
 from .crypto import id_hash, id_number_valid, normalise_id
 from .models import Area, ConsentRecord, Household, HouseholdMember, IncomeRecord, under_any_code
 
@@ -109,8 +110,6 @@ class HouseholdForm(forms.ModelForm):
 def duplicate_message(user, other: Household) -> str:
     """Why a second household with the same ID number is refused: where the
     first one is, if the user may see it; otherwise only that it exists."""
-    from . import access, services
-
     if user is not None and access.households_for(user).filter(pk=other.pk).exists():
         return gettext("A household with this ID number is already registered: %(id)s in %(village)s.") % {
             "id": other.public_id,
@@ -139,7 +138,7 @@ class AreaCodeField(forms.CharField):
 
 class HouseholdFilterForm(forms.Form):
     """Filters of the register list: each is an indexed condition, and a name
-    is found through the name index (see donations.search)."""
+    is found through the name index (see sun_commune.search)."""
 
     area = AreaCodeField(label=_("Area code"), required=False)
     status = forms.ChoiceField(

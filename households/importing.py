@@ -36,7 +36,7 @@ from openpyxl import Workbook, load_workbook
 from sun_commune import audit
 from sun_commune.models import AuditEntry
 
-from . import access
+from . import access, tasks
 from .crypto import decrypt_bytes, id_hash, id_number_valid, normalise_id
 from .models import Area, Household, HouseholdChange, HouseholdMember, ImportJob, new_public_id
 from .models import name_terms as index_names
@@ -848,8 +848,6 @@ def _run(job_id: int, progress: Progress) -> None:
             },
         )
         if job.status == ImportJob.Status.DONE and job.created_count:
-            from . import tasks
-
             area_id = job.area_id
             transaction.on_commit(lambda: tasks.refresh_register_figures.delay(area_id=area_id))
 

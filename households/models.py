@@ -12,12 +12,12 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from sun_commune.search import index_terms
+
 from .crypto import EncryptedTextField, id_hash, normalise_id
 
 
 def name_terms(*names: str) -> list[str]:
-    from donations.search import index_terms
-
     return index_terms(*names)
 
 
@@ -208,7 +208,7 @@ class Household(models.Model):
     lifted_out_year = models.PositiveSmallIntegerField(_("lifted out of poverty in"), null=True, blank=True)
     housing = models.CharField(_("housing"), max_length=16, choices=Housing, blank=True)
     # Character unigrams and bigrams of the head's and members' names (see
-    # donations.search): a name search of one, two or more characters is one
+    # sun_commune.search): a name search of one, two or more characters is one
     # GIN lookup on a register of millions. Only staff and secretaries search.
     name_terms = ArrayField(models.CharField(max_length=8), default=list, editable=False)
     # The codes of the village and of every area above it, written by a

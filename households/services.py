@@ -12,7 +12,7 @@ from sun_commune import audit
 from sun_commune.errors import ActionRefused
 from sun_commune.language import in_site_language
 
-from . import history
+from . import history, tasks
 from .crypto import encrypt_bytes, id_hash
 from .models import Area, ConsentRecord, Household, HouseholdChange, HouseholdMember, ImportJob, VillageProfile
 
@@ -373,8 +373,6 @@ def record_export(*, by, area: Area, filters: dict, rows: int):
 def start_import(*, by, area: Area, filename: str, data: bytes, language: str = "", ip_address=None) -> ImportJob:
     """Keep an uploaded file (encrypted) as an import job for ``area`` and
     queue its check and import after commit (households.tasks.run_import)."""
-    from . import tasks
-
     job = ImportJob.objects.create(
         area=area,
         filename=filename[:255],

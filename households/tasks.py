@@ -3,6 +3,7 @@ quietly when the rows are gone, and call the code that does the work."""
 
 from celery import shared_task
 
+from . import reports
 from .models import Area
 
 
@@ -11,7 +12,7 @@ def run_import(*, job_id: int) -> None:
     """Check and import an uploaded file (households.importing.run): a run
     that dies half-way rolls back whole, and a second run finds the job
     finished."""
-    from . import importing
+    from . import importing  # noqa: PLC0415 -- deferred: importing imports tasks
 
     importing.run(job_id)
 
@@ -20,8 +21,6 @@ def run_import(*, job_id: int) -> None:
 def refresh_register_figures(*, area_id: int | None = None) -> int:
     """The village figures of the reports, for one area, or (beat, nightly)
     for every tree of areas."""
-    from . import reports
-
     if area_id is None:
         areas = list(Area.objects.filter(parent__isnull=True))
     else:

@@ -23,6 +23,5 @@ urlpatterns = [
     path("imports/<int:pk>/status.json", views.import_status, name="import-status"),
     path("reports/", views.register_report, name="report"),
     path("reports/refresh/", views.report_refresh, name="report-refresh"),
-    path("villages/<str:code>/", views.village_public, name="village-public"),
     path("villages/<str:code>/edit/", views.village_edit, name="village-edit"),
 ]

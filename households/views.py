@@ -1,5 +1,6 @@
 """The household register as the village and the bureau keep it, its imports
-and reports, and the public page of a village."""
+and reports, and the editing of a village's public profile (the page itself
+shows needs and the ledger too, so it is portal.views.village_public)."""
 
 import tempfile
 
@@ -17,13 +18,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from donations.models import AreaLedgerTotal, Need
 from sun_commune import audit
 from sun_commune.access import staff_required
 from sun_commune.errors import ActionRefused
 from sun_commune.fragments import render_block
-from sun_commune.models import RoleGrant
-from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page, rows_in_order
 from sun_commune.prepared import prepared
 
@@ -59,7 +57,7 @@ def _area_links(user, current: Area | None) -> list[Area]:
         scope = access.keeper_areas(user)
         if len(scope) != 1 or scope[0].level >= Area.Level.VILLAGE:
             return scope
-        loaded = getattr(scope[0], "loaded_children", None)  # read with the user (sun_commune.backends)
+        loaded = getattr(scope[0], "loaded_children", None)  # read with the user (portal.backends)
         if loaded is not None:
             return loaded
         current = scope[0]
@@ -469,47 +467,6 @@ def report_refresh(request):
 # --- Villages ---------------------------------------------------------------------------------
 
 
-@require_GET
-@public_page
-def village_public(request, code):
-    """A village's public page: its profile, its open and fulfilled needs, and
-    the money raised and spent for it (from the published ledger). Nothing
-    private: households appear only under their public labels."""
-    village = get_object_or_404(Area.objects.villages().select_related("parent__parent"), code=code)
-    profile = VillageProfile.objects.filter(village=village).first()
-    needs = Need.objects.public().filter(village=village).select_related("village", "township", "county", "household")
-    open_needs = list(needs.filter(status=Need.Status.PUBLISHED).order_by("-published_at", "-id")[:12])
-    fulfilled = list(
-        needs.filter(status__in=(Need.Status.FULFILLED, Need.Status.CLOSED)).order_by("-fulfilled_at", "-id")[:12]
-    )
-    secretaries = [
-        g.user.get_full_name()
-        for g in RoleGrant.objects.filter(area=village, role=RoleGrant.Role.SECRETARY, active=True).select_related(
-            "user"
-        )
-        if g.user.get_full_name()
-    ]
-    township = village.parent
-    county = township.parent if township else None
-    return render(
-        request,
-        "households/village_public.html",
-        {
-            "village": village,
-            "township": township,
-            "county": county,
-            "profile": profile,
-            "open_needs": open_needs,
-            "fulfilled": fulfilled,
-            "ledger": AreaLedgerTotal.objects.filter(area=village).first(),
-            "secretaries": secretaries,
-            "households": village.households.count(),
-            "can_edit": request.user.is_authenticated
-            and any(area.contains(village) for area in access.keeper_areas(request.user)),
-        },
-    )
-
-
 @login_required
 def village_edit(request, code):
     _keeper_required(request.user)
@@ -529,5 +486,5 @@ def village_edit(request, code):
             refusal.add_to(form)
         else:
             messages.success(request, _("The village's page is saved."))
-            return redirect("households:village-public", code=village.code)
+            return redirect("village-public", code=village.code)
     return render(request, "households/village_form.html", {"form": form, "village": village})

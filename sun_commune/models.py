@@ -1,7 +1,5 @@
 """People, their roles in areas, and the audit log that every app writes to."""
 
-from functools import cached_property
-
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.contenttypes.models import ContentType
@@ -24,11 +22,39 @@ class User(AbstractUser):
         verbose_name = _("user")
         verbose_name_plural = _("users")
 
-    @cached_property
+    # What was read about the user besides their row: their active grants,
+    # their donor profile and whether they manage a cooperative. The user
+    # loader (portal.backends) reads all three with the row and hands them
+    # over through set_loaded(); otherwise each is looked up once, when first
+    # asked for. None until then.
+    _grants: list["RoleGrant"] | None = None
+    _donor_profile_loaded: bool = False
+    _donor_profile = None
+    coop_manager: bool | None = None  # set by set_loaded() or by cooperatives.access.is_manager
+
+    def set_loaded(self, *, grants: list["RoleGrant"], donor, coop_manager: bool) -> None:
+        """Take what was read with the user's row: their active grants (each
+        with its area), their donor profile (or None) and the cooperative
+        manager flag. The properties below then answer without a query."""
+        self._grants = grants
+        self._donor_profile, self._donor_profile_loaded = donor, True
+        self.coop_manager = coop_manager
+
+    def forget_loaded(self) -> None:
+        """Forget the grants, donor profile and manager flag, so that they are
+        read again when next asked for (after one of them changed)."""
+        self._grants = None
+        self._donor_profile, self._donor_profile_loaded = None, False
+        self.coop_manager = None
+
+    @property
     def grants(self) -> list["RoleGrant"]:
-        if not self.is_authenticated or not self.pk:
-            return []
-        return list(self.role_grants.filter(active=True).select_related("area"))
+        if self._grants is None:
+            if not self.is_authenticated or not self.pk:
+                self._grants = []
+            else:
+                self._grants = list(self.role_grants.filter(active=True).select_related("area"))
+        return self._grants
 
     def areas_for(self, role: str) -> list:
         return [g.area for g in self.grants if g.role == role]
@@ -49,13 +75,15 @@ class User(AbstractUser):
     def is_bureau_staff(self) -> bool:
         return bool(self.staff_areas)
 
-    @cached_property
+    @property
     def donor_profile(self):
-        from donations.models import Donor
-
-        if not self.pk:
-            return None
-        return Donor.objects.filter(user=self).first()
+        if not self._donor_profile_loaded:
+            # Donor is donations' model, reached through the relation it
+            # declares: the base imports no app.
+            donor = self._meta.get_field("donor").related_model
+            self._donor_profile = donor.objects.filter(user=self).first() if self.pk else None
+            self._donor_profile_loaded = True
+        return self._donor_profile
 
 
 class RoleGrant(models.Model):
@@ -82,11 +110,10 @@ class RoleGrant(models.Model):
         return f"{self.user} · {self.get_role_display()} · {self.area}"
 
     def clean(self):
-        from households.models import Area
-
-        if self.role == self.Role.SECRETARY and self.area_id and self.area.level != Area.Level.VILLAGE:
+        village = self.area.Level.VILLAGE if self.area_id else None  # households.Area's levels
+        if self.role == self.Role.SECRETARY and self.area_id and self.area.level != village:
             raise ValidationError({"area": _("A first secretary is appointed to a village.")})
-        if self.role == self.Role.STAFF and self.area_id and self.area.level == Area.Level.VILLAGE:
+        if self.role == self.Role.STAFF and self.area_id and self.area.level == village:
             raise ValidationError({"area": _("Bureau staff work for a township, county, city or province.")})
 
 

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "households",
     "donations",
     "cooperatives",
+    "portal",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -74,7 +75,7 @@ MIDDLEWARE = [
     "sun_commune.audit.AuditContextMiddleware",
 ]
 
-ROOT_URLCONF = "sun_commune.urls"
+ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "sun_commune.wsgi.application"
 
 TEMPLATES = [
@@ -88,7 +89,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "sun_commune.context_processors.roles",
+                "portal.context_processors.roles",
             ],
         },
     }
@@ -109,8 +110,8 @@ DB_PREPARE = env_bool("DB_PREPARE", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "sun_commune.User"
 # The user of each request comes with their roles, donor profile and
-# cooperatives in one query (sun_commune/backends.py).
-AUTHENTICATION_BACKENDS = ["sun_commune.backends.RoleAwareBackend"]
+# cooperatives in one query (portal/backends.py).
+AUTHENTICATION_BACKENDS = ["portal.backends.RoleAwareBackend"]
 # Sessions are read from Redis and written through to PostgreSQL: a page
 # costs no session query, and a lost cache loses no session.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"

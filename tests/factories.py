@@ -59,7 +59,7 @@ class HouseholdFactory(factory.django.DjangoModelFactory):
 def grant(user: User, role: str, area: Area) -> RoleGrant:
     """Give ``user`` a role in ``area`` (and forget their cached grants)."""
     role_grant = RoleGrant.objects.create(user=user, role=role, area=area)
-    user.__dict__.pop("grants", None)
+    user.forget_loaded()
     return role_grant
 
 
@@ -79,7 +79,7 @@ def make_donor(*, name: str = "A donor", show_name: bool = False, phone: str = "
     """A user with a donor profile, registered the way the site does it."""
     user = UserFactory(**user_fields)
     donors.register_donor(user=user, kind="person", name=name, show_name=show_name, phone=phone)
-    user.__dict__.pop("donor_profile", None)
+    user.forget_loaded()
     return user
 
 

@@ -10,8 +10,8 @@ from bench import generate, run
 from bench.env import BENCH_DIR, SCALES, database_name
 from donations.cards import need_cards
 from donations.models import Need
-from donations.search import index_terms
 from households.models import Area, Household
+from sun_commune.search import index_terms
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:8000
   2 threads and 16 connections

@@ -12,7 +12,7 @@ from django.urls import reverse
 from cooperatives.models import Cooperative, CooperativeManager, Delivery, Distribution, DistributionLine, Member
 from cooperatives.services import distributions, register
 from households.models import IncomeRecord
-from sun_commune.demo.loader import DEMO_PASSWORD
+from portal.demo.loader import DEMO_PASSWORD
 from sun_commune.models import AuditEntry, User
 
 

@@ -5,10 +5,10 @@ import pytest
 from django.core.management import call_command
 
 from donations.models import Donor, Need, Pledge
-from donations.search import search_filter
 from households.models import Area, Household
-from sun_commune.demo.loader import DEMO_PASSWORD, build_plan, fake_id_number, is_valid_id_number
+from portal.demo.loader import DEMO_PASSWORD, build_plan, fake_id_number, is_valid_id_number
 from sun_commune.models import AuditEntry, RoleGrant, User
+from sun_commune.search import search_filter
 
 NAMED_PLACES = [
     # code, name, name_en, level, parent code

@@ -6,7 +6,7 @@ the computation takes about a second)."""
 import pytest
 from django.core.cache import cache
 
-from sun_commune.views import STATS_FRESH_KEY, STATS_KEY, site_statistics
+from portal.views import STATS_FRESH_KEY, STATS_KEY, site_statistics
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Who is asking is loaded in one query (sun_commune/backends.py), and is
+"""Who is asking is loaded in one query (portal/backends.py), and is
 never a stale answer: a withdrawn role or a new donor profile counts at the
 very next request."""
 
@@ -6,8 +6,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from portal.backends import load_user
 from sun_commune import services
-from sun_commune.backends import load_user
 
 from . import factories
 

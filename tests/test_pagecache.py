@@ -104,7 +104,7 @@ def test_a_withdrawn_consent_is_hidden_at_the_next_request(
             by=secretary_a, household_id=household.pk, subject="alias", granted=False, basis="asked by phone"
         )
     assert "黄家" not in client.get(path).content.decode()
-    assert "黄家" not in client.get(reverse("households:village-public", args=[areas.village_a.code])).content.decode()
+    assert "黄家" not in client.get(reverse("village-public", args=[areas.village_a.code])).content.decode()
 
 
 def test_a_pledge_shows_at_once(areas, world):

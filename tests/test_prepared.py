@@ -7,8 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from households.models import Area
+from portal.backends import load_user
 from sun_commune import prepared as prepared_module
-from sun_commune.backends import load_user
 from sun_commune.prepared import prepared
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,8 +16,8 @@ from django.urls import reverse
 
 from donations.services import pledges
 from households.models import Household
+from portal.views import STATS_KEY
 from sun_commune.models import AuditEntry
-from sun_commune.views import STATS_KEY
 
 from . import factories
 from .factories import pledge

@@ -18,9 +18,9 @@ from donations.services import money as money_services
 from donations.services import pledges
 from households import services
 from households.models import Household
+from portal.views import STATS_KEY
 from sun_commune.errors import ActionRefused
 from sun_commune.models import AuditEntry
-from sun_commune.views import STATS_KEY
 
 from . import factories
 from .ledger_support import receive_money, spend_kwargs
@@ -116,7 +116,7 @@ def public_pages(need, areas) -> list[str]:
         reverse("donations:supermarket"),
         reverse("donations:supermarket") + "?q=电热毯",
         reverse("donations:need-detail", args=[need.pk]),
-        reverse("households:village-public", args=[areas.village_a.code]),
+        reverse("village-public", args=[areas.village_a.code]),
         reverse("donations:ledger-list"),
         reverse("donations:ledger-totals") + f"?area={areas.village_a.pk}",
         reverse("donations:ledger-csv"),
@@ -140,7 +140,7 @@ def test_withdrawing_consent_hides_the_alias_and_story_on_every_public_page_at_o
         reverse("home"),
         reverse("donations:supermarket"),
         reverse("donations:need-detail", args=[need.pk]),
-        reverse("households:village-public", args=[areas.village_a.code]),
+        reverse("village-public", args=[areas.village_a.code]),
     ):
         assert "桃园黄家" in shown[url], url
     assert "老两口种桃为生" in shown[reverse("donations:need-detail", args=[need.pk])]
@@ -295,7 +295,7 @@ def test_no_private_field_of_the_register_leaves_the_site(
         + f"?county={areas.yanting.pk}&township={areas.huangxi.pk}&village={areas.village_a.pk}",
         reverse("donations:need-detail", args=[goods.pk]),
         reverse("donations:need-detail", args=[money.pk]),
-        reverse("households:village-public", args=[areas.village_a.code]),
+        reverse("village-public", args=[areas.village_a.code]),
         reverse("donations:ledger-list"),
         reverse("donations:ledger-list")
         + f"?county={areas.yanting.pk}&township={areas.huangxi.pk}&village={areas.village_a.pk}",
@@ -318,7 +318,7 @@ def test_no_private_field_of_the_register_leaves_the_site(
     # The pages do show the households, under their pseudonyms.
     assert household.public_id in content(anonymous.get(reverse("donations:need-detail", args=[goods.pk])))
     assert other.public_id in content(anonymous.get(reverse("donations:ledger-csv")))
-    assert "种桃的村子" in content(anonymous.get(reverse("households:village-public", args=[areas.village_a.code])))
+    assert "种桃的村子" in content(anonymous.get(reverse("village-public", args=[areas.village_a.code])))
     # A search of the supermarket for a private value finds nothing.
     for value in (MARKERS["head_name"], MEMBER["name"], IMPORTED["address"]):
         assert anonymous.get(reverse("donations:supermarket"), {"q": value}).context["page"].rows == []

@@ -159,4 +159,4 @@ def test_the_staff_pages_open_for_staff(areas, household_a, job_yanting, county_
         "households:report",
     ):
         assert client.get(reverse(name)).status_code == 200, name
-    assert client.get(reverse("households:village-public", args=[areas.village_a.code])).status_code == 200
+    assert client.get(reverse("village-public", args=[areas.village_a.code])).status_code == 200

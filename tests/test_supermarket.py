@@ -10,9 +10,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from donations import search
 from donations.models import Need, Pledge
 from donations.services import pledges
+from sun_commune import search
 
 from . import factories
 from .factories import pledge

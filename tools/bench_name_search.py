@@ -9,7 +9,7 @@ townships, 10,800 villages; N households (default two million) with 2–3
 character Chinese names drawn from weighted arrays of common surnames and
 given-name characters, half of them with a member (a spouse) whose name is
 in the name index too. ``name_terms`` is computed in SQL exactly as
-``donations.search.index_terms`` does for a name without spaces (every
+``sun_commune.search.index_terms`` does for a name without spaces (every
 character and every pair of neighbouring characters, deduplicated), and
 ``area_codes`` from the village's path as the trigger of migration 0009
 does.
@@ -214,8 +214,8 @@ def build(n: int) -> None:
 
 def check_terms_match_python() -> None:
     """The SQL-built name index is what the application would have written."""
-    from donations.search import index_terms
     from households.models import Household
+    from sun_commune.search import index_terms
 
     for household in Household.objects.order_by("?")[:200].select_related("village").prefetch_related("members"):
         expected = index_terms(household.head_name, *(m.name for m in household.members.all()))
@@ -229,7 +229,7 @@ def staff_for(area):
 
     user, _created = User.objects.get_or_create(username=f"staff-{area.code}")
     RoleGrant.objects.get_or_create(user=user, role=RoleGrant.Role.STAFF, area=area)
-    user.__dict__.pop("grants", None)
+    user.forget_loaded()
     return user
 
 

@@ -11,12 +11,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from households.models import Area
-from sun_commune import audit
+from sun_commune import audit, search
 from sun_commune.errors import ActionRefused
 from sun_commune.language import in_site_language
 from sun_commune.money import quantize_yuan
 
-from .. import ledger, search, tasks
+from .. import ledger, tasks
 from ..models import (
     LedgerAccount,
     LedgerTransaction,

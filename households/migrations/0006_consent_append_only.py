@@ -13,7 +13,7 @@ BACKWARD = "DROP TRIGGER IF EXISTS households_consentrecord_append_only ON house
 
 
 def backfill(apps, schema_editor):
-    from donations.search import index_terms
+    from sun_commune.search import index_terms
 
     Household = apps.get_model("households", "Household")
     ConsentRecord = apps.get_model("households", "ConsentRecord")

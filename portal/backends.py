@@ -4,9 +4,10 @@ Every page a logged-in person opens needs their user row, their active role
 grants with the areas they cover (the navigation and every access check),
 their donor profile (if any) and whether they manage a cooperative. Loaded
 one by one that is four queries before the page does anything; here it is
-one, and the user object carries the answers (``grants``,
-``donor_profile`` and the cooperative-manager flag are the same attributes
-the lazy lookups fill; each grant's area has ``loaded_children``)."""
+one, and the user object carries the answers (handed over through
+``User.set_loaded``: ``grants``, ``donor_profile`` and the cooperative
+manager flag then answer without a query; each grant's area has
+``loaded_children``)."""
 
 from functools import cache
 
@@ -14,7 +15,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db import connection
 
-from .prepared import prepared
+from cooperatives.models import CooperativeManager
+from donations.models import Donor
+from households.models import Area
+from sun_commune.models import RoleGrant
+from sun_commune.prepared import prepared
 
 # The areas directly under each of the user's areas come along too (the
 # lists' "narrow to" links), up to CHILDREN_MAX, with the fields they show.
@@ -24,12 +29,6 @@ CHILD_FIELDS = ["id", "code", "name", "name_en"]
 
 @cache
 def _sql() -> str:
-    from cooperatives.models import CooperativeManager
-    from donations.models import Donor
-    from households.models import Area
-
-    from .models import RoleGrant
-
     user = get_user_model()
     columns = ", ".join(f'u."{f.column}"' for f in user._meta.concrete_fields)
     return f"""
@@ -68,11 +67,6 @@ def _instance(model, data: dict):
 def load_user(user_id):
     """The user with ``grants``, ``donor_profile`` and the cooperative
     manager flag already in place; None if there is no such user."""
-    from donations.models import Donor
-    from households.models import Area
-
-    from .models import RoleGrant
-
     user_model = get_user_model()
     try:
         user_id = user_model._meta.pk.to_python(user_id)
@@ -97,12 +91,10 @@ def load_user(user_id):
         ]
         grant.user = user
         grants.append(grant)
-    user.__dict__["grants"] = grants
     donor = _instance(Donor, donor_data) if donor_data else None
     if donor is not None:
         donor.user = user
-    user.__dict__["donor_profile"] = donor
-    user.__dict__["_coop_manager"] = bool(coop_manager)
+    user.set_loaded(grants=grants, donor=donor, coop_manager=bool(coop_manager))
     return user
 
 

@@ -6,7 +6,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from sun_commune.demo.loader import DEMO_PASSWORD, DemoLoader, build_plan, summary
+from portal.demo.loader import DEMO_PASSWORD, DemoLoader, build_plan, summary
 
 LOGINS = (
     ("admin", "superuser (Django admin)"),
