@@ -17,6 +17,7 @@ from django.db.models import Count, Q
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from households.models import Area, Household
@@ -164,62 +165,53 @@ def pairing_detail(request, pk):
     return render(request, "donations/pairing_detail.html", _detail_context(request, pairing, side=services.DONOR_SIDE))
 
 
-def _act(request, pairing: Pairing, action, success: str, **kwargs):
-    try:
-        action(pairing_id=pairing.pk, by=request.user, **kwargs)
-    except ActionRefused as refusal:
-        messages.error(request, refusal.message)
-    else:
-        messages.success(request, success)
-
-
 def _reason(request) -> str:
     form = PairingReasonForm(request.POST)
     return form.cleaned_data["reason"] if form.is_valid() else ""
 
 
-@donor_required
-@require_POST
-def pairing_accept(request, pk):
-    pairing = access.get_pairing_for_donor(request.user, pk)
-    _act(
-        request,
-        pairing,
-        services.accept_pairing,
-        _("You accepted the invitation. Thank you!"),
-        side=services.DONOR_SIDE,
-    )
-    return redirect("donations:pairing-detail", pairing.pk)
+# Each side reaches its pairings through its own role, access helper and page.
+_SIDES = {
+    services.DONOR_SIDE: (donor_required, access.get_pairing_for_donor, "donations:pairing-detail"),
+    services.VILLAGE_SIDE: (secretary_required, access.get_pairing_for_secretary, "donations:village-pairing-detail"),
+}
 
 
-@donor_required
-@require_POST
-def pairing_decline(request, pk):
-    pairing = access.get_pairing_for_donor(request.user, pk)
-    _act(
-        request,
-        pairing,
-        services.decline_pairing,
-        _("You declined the invitation."),
-        side=services.DONOR_SIDE,
-        reason=_reason(request),
-    )
-    return redirect("donations:pairing-detail", pairing.pk)
+def _answer_view(action, *, side: str, success, with_reason: bool = True):
+    """A POST-only view by which ``side`` accepts, declines or ends a pairing:
+    404 outside the user's own pairings or villages, a refusal shown as an
+    error message, then back to the pairing's page. ``success`` is lazy,
+    translated when the message is shown."""
+    role_required, get_pairing, detail = _SIDES[side]
+
+    @role_required
+    @require_POST
+    def view(request, pk):
+        pairing = get_pairing(request.user, pk)
+        extra = {"reason": _reason(request)} if with_reason else {}
+        try:
+            action(pairing_id=pairing.pk, by=request.user, side=side, **extra)
+        except ActionRefused as refusal:
+            messages.error(request, refusal.message)
+        else:
+            messages.success(request, success)
+        return redirect(detail, pairing.pk)
+
+    return view
 
 
-@donor_required
-@require_POST
-def pairing_end(request, pk):
-    pairing = access.get_pairing_for_donor(request.user, pk)
-    _act(
-        request,
-        pairing,
-        services.end_pairing,
-        _("The pairing is ended."),
-        side=services.DONOR_SIDE,
-        reason=_reason(request),
-    )
-    return redirect("donations:pairing-detail", pairing.pk)
+pairing_accept = _answer_view(
+    services.accept_pairing,
+    side=services.DONOR_SIDE,
+    success=gettext_lazy("You accepted the invitation. Thank you!"),
+    with_reason=False,
+)
+pairing_decline = _answer_view(
+    services.decline_pairing, side=services.DONOR_SIDE, success=gettext_lazy("You declined the invitation.")
+)
+pairing_end = _answer_view(
+    services.end_pairing, side=services.DONOR_SIDE, success=gettext_lazy("The pairing is ended.")
+)
 
 
 # --- The village's first secretary -----------------------------------------------
@@ -277,48 +269,20 @@ def village_pairing_detail(request, pk):
     )
 
 
-@secretary_required
-@require_POST
-def village_pairing_accept(request, pk):
-    pairing = access.get_pairing_for_secretary(request.user, pk)
-    _act(
-        request,
-        pairing,
-        services.accept_pairing,
-        _("The pairing is active. Its pledges are made at the start of each period."),
-        side=services.VILLAGE_SIDE,
-    )
-    return redirect("donations:village-pairing-detail", pairing.pk)
-
-
-@secretary_required
-@require_POST
-def village_pairing_decline(request, pk):
-    pairing = access.get_pairing_for_secretary(request.user, pk)
-    _act(
-        request,
-        pairing,
-        services.decline_pairing,
-        _("The request is declined; the donor is told."),
-        side=services.VILLAGE_SIDE,
-        reason=_reason(request),
-    )
-    return redirect("donations:village-pairing-detail", pairing.pk)
-
-
-@secretary_required
-@require_POST
-def village_pairing_end(request, pk):
-    pairing = access.get_pairing_for_secretary(request.user, pk)
-    _act(
-        request,
-        pairing,
-        services.end_pairing,
-        _("The pairing is ended."),
-        side=services.VILLAGE_SIDE,
-        reason=_reason(request),
-    )
-    return redirect("donations:village-pairing-detail", pairing.pk)
+village_pairing_accept = _answer_view(
+    services.accept_pairing,
+    side=services.VILLAGE_SIDE,
+    success=gettext_lazy("The pairing is active. Its pledges are made at the start of each period."),
+    with_reason=False,
+)
+village_pairing_decline = _answer_view(
+    services.decline_pairing,
+    side=services.VILLAGE_SIDE,
+    success=gettext_lazy("The request is declined; the donor is told."),
+)
+village_pairing_end = _answer_view(
+    services.end_pairing, side=services.VILLAGE_SIDE, success=gettext_lazy("The pairing is ended.")
+)
 
 
 @secretary_required
