@@ -10,19 +10,19 @@ import base64
 import datetime
 import json
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from households.models import Area, Household
 from sun_commune.access import donor_required, secretary_required
-from sun_commune.errors import ActionRefused
+from sun_commune.forms import act_on_button, act_on_form
 from sun_commune.pagination import Page, keyset_page
 
 from . import access, services
@@ -142,17 +142,16 @@ def _request_target(request) -> tuple[Area, Household | None]:
 def pairing_request(request):
     village, household = _request_target(request)
     form = PairingTermsForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            pairing = services.request_pairing(
-                donor=request.user.donor_profile, village=village, household=household, **form.terms()
-            )
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("Your request is sent to the village's first secretary."))
-            return redirect("donations:pairing-detail", pairing.pk)
-    return render(
+    done = act_on_form(
+        request,
+        form,
+        lambda data: services.request_pairing(
+            donor=request.user.donor_profile, village=village, household=household, **form.terms()
+        ),
+        success=_("Your request is sent to the village's first secretary."),
+        next_url=lambda pairing: reverse("donations:pairing-detail", args=[pairing.pk]),
+    )
+    return done or render(
         request,
         "donations/pairing_form.html",
         {"form": form, "village": village, "household": household, "inviting": False},
@@ -189,12 +188,9 @@ def _answer_view(action, *, side: str, success, with_reason: bool = True):
     def view(request, pk):
         pairing = get_pairing(request.user, pk)
         extra = {"reason": _reason(request)} if with_reason else {}
-        try:
-            action(pairing_id=pairing.pk, by=request.user, side=side, **extra)
-        except ActionRefused as refusal:
-            messages.error(request, refusal.message)
-        else:
-            messages.success(request, success)
+        act_on_button(
+            request, lambda: action(pairing_id=pairing.pk, by=request.user, side=side, **extra), success=success
+        )
         return redirect(detail, pairing.pk)
 
     return view
@@ -242,21 +238,16 @@ def _village_for(request) -> Area:
 def pairing_invite(request):
     village = _village_for(request)
     form = PairingInviteForm(request.POST or None, village=village)
-    if request.method == "POST" and form.is_valid():
-        try:
-            pairing = services.invite_donor(
-                by=request.user,
-                donor_login=form.cleaned_data["donor"],
-                village=village,
-                household=form.cleaned_data["household"],
-                **form.terms(),
-            )
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The invitation is sent to the donor."))
-            return redirect("donations:village-pairing-detail", pairing.pk)
-    return render(
+    done = act_on_form(
+        request,
+        form,
+        lambda data: services.invite_donor(
+            by=request.user, donor_login=data["donor"], village=village, household=data["household"], **form.terms()
+        ),
+        success=_("The invitation is sent to the donor."),
+        next_url=lambda pairing: reverse("donations:village-pairing-detail", args=[pairing.pk]),
+    )
+    return done or render(
         request, "donations/pairing_form.html", {"form": form, "village": village, "household": None, "inviting": True}
     )
 
@@ -289,17 +280,16 @@ village_pairing_end = _answer_view(
 def pairing_update_create(request, pk):
     pairing = access.get_pairing_for_secretary(request.user, pk)
     form = PairingUpdateForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.post_pairing_update(
-                pairing_id=pairing.pk, by=request.user, text=form.cleaned_data["text"], photo=form.cleaned_data["photo"]
-            )
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The update is posted; the donor sees it on their timeline."))
-            return redirect("donations:village-pairing-detail", pairing.pk)
-    return render(request, "donations/pairing_update_form.html", {"form": form, "pairing": pairing})
+    done = act_on_form(
+        request,
+        form,
+        lambda data: services.post_pairing_update(
+            pairing_id=pairing.pk, by=request.user, text=data["text"], photo=data["photo"]
+        ),
+        success=_("The update is posted; the donor sees it on their timeline."),
+        next_url=reverse("donations:village-pairing-detail", args=[pairing.pk]),
+    )
+    return done or render(request, "donations/pairing_update_form.html", {"form": form, "pairing": pairing})
 
 
 # --- Shared ------------------------------------------------------------------------
