@@ -58,14 +58,6 @@ def get_cooperative_for_keeper(user, pk) -> Cooperative:
     return get_object_or_404(kept_by(user).select_related("area"), pk=pk)
 
 
-def get_cooperative_for_manager(user, pk) -> Cooperative:
-    return get_object_or_404(managed(user).select_related("area"), pk=pk)
-
-
-def get_cooperative_for_staff(user, pk) -> Cooperative:
-    return get_object_or_404(Cooperative.objects.within_any(user.staff_areas).select_related("area"), pk=pk)
-
-
 def members_for_reader(user):
     """Members whose statement ``user`` may read: of the cooperatives they
     keep, and the households of their villages as secretary."""

@@ -46,12 +46,6 @@ class CooperativeQuerySet(models.QuerySet):
     def within(self, area: Area):
         return self.filter(area__path__startswith=area.path)
 
-    def within_any(self, areas):
-        q = Q()
-        for area in areas:
-            q |= Q(area__path__startswith=area.path)
-        return self.filter(q) if areas else self.none()
-
     def managed_by(self, user):
         if not getattr(user, "pk", None):
             return self.none()
@@ -311,11 +305,6 @@ class LoanInstallment(models.Model):
     @property
     def amount(self) -> Decimal:
         return self.principal + self.interest
-
-    def status_on(self, today) -> str:
-        if self.paid_on:
-            return "paid"
-        return "overdue" if self.due_on < today else "due"
 
 
 class ShareEvent(models.Model):

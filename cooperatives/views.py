@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from sun_commune.access import secretary_required, staff_required
 from sun_commune.errors import ActionRefused
+from sun_commune.forms import act_on_button, act_on_form
 from sun_commune.pagination import keyset_page
 
 from . import access, distribution, reports, tasks
@@ -94,18 +95,9 @@ def _staff(request, pk) -> Cooperative:
 
 
 def _form_page(request, form, *, coop, title, act, success, next_url, template="cooperatives/form.html", extra=None):
-    """Validate ``form``, call ``act(cleaned_data)``, say ``success`` and go to
-    ``next_url``; a refusal is shown next to its field and changes nothing."""
-    if request.method == "POST" and form.is_valid():
-        try:
-            result = act(form.cleaned_data)
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, success)
-            return redirect(next_url(result) if callable(next_url) else next_url)
-    context = {"form": form, "coop": coop, "title": title, **(extra or {})}
-    return render(request, template, context)
+    """A cooperative's form page, its action run by ``act_on_form``."""
+    done = act_on_form(request, form, act, success=success, next_url=next_url)
+    return done or render(request, template, {"form": form, "coop": coop, "title": title, **(extra or {})})
 
 
 # --- Public ------------------------------------------------------------------------
@@ -257,12 +249,11 @@ def manager_grant(request, pk):
 def manager_withdraw(request, pk, grant):
     coop = _staff(request, pk)
     grant = get_object_or_404(CooperativeManager, pk=grant, cooperative=coop)
-    try:
-        coop_services.withdraw_manager(by=request.user, grant_id=grant.pk)
-    except ActionRefused as refusal:
-        messages.error(request, refusal.message)
-    else:
-        messages.success(request, _("The manager's role is withdrawn."))
+    act_on_button(
+        request,
+        lambda: coop_services.withdraw_manager(by=request.user, grant_id=grant.pk),
+        success=_("The manager's role is withdrawn."),
+    )
     return redirect("cooperatives:manager-grant", pk=coop.pk)
 
 
@@ -526,12 +517,11 @@ def distribution_detail(request, pk, dist):
 def distribution_approve(request, pk, dist):
     coop = _staff(request, pk)
     dist = access.get_distribution_for_keeper(request.user, coop, dist)
-    try:
-        distribution_services.approve_distribution(by=request.user, distribution_id=dist.pk)
-    except ActionRefused as refusal:
-        messages.error(request, refusal.message)
-    else:
-        messages.success(request, _("The distribution is approved; its payments can be recorded."))
+    act_on_button(
+        request,
+        lambda: distribution_services.approve_distribution(by=request.user, distribution_id=dist.pk),
+        success=_("The distribution is approved; its payments can be recorded."),
+    )
     return redirect("cooperatives:distribution-detail", pk=coop.pk, dist=dist.pk)
 
 
@@ -546,12 +536,11 @@ def line_pay(request, pk, line):
     )
     form = PaymentForm(request.POST)
     note = form.cleaned_data["note"] if form.is_valid() else ""
-    try:
-        distribution_services.record_payment(by=request.user, line_id=line.pk, note=note)
-    except ActionRefused as refusal:
-        messages.error(request, refusal.message)
-    else:
-        messages.success(request, _("The payment is recorded."))
+    act_on_button(
+        request,
+        lambda: distribution_services.record_payment(by=request.user, line_id=line.pk, note=note),
+        success=_("The payment is recorded."),
+    )
     return redirect("cooperatives:distribution-detail", pk=coop.pk, dist=line.distribution_id)
 
 

@@ -9,12 +9,11 @@ from io import BytesIO
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
@@ -23,6 +22,7 @@ from openpyxl import Workbook
 from households.models import Area, Household
 from sun_commune.access import staff_required
 from sun_commune.errors import ActionRefused
+from sun_commune.forms import act_on_form
 from sun_commune.fragments import render_many
 from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page
@@ -314,15 +314,8 @@ def ledger_audit(request):
 
 def _staff_form(request, form_class, template, title, action, success, **extra):
     form = form_class(request.POST or None, request.FILES or None, staff_areas=request.user.staff_areas, **extra)
-    if request.method == "POST" and form.is_valid():
-        try:
-            action(form.cleaned_data)
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, success)
-            return redirect("donations:ledger-audit")
-    return render(request, template, {"form": form, "title": title})
+    done = act_on_form(request, form, action, success=success, next_url="donations:ledger-audit")
+    return done or render(request, template, {"form": form, "title": title})
 
 
 @staff_required
@@ -401,15 +394,14 @@ def spend_create(request):
 def transaction_reverse(request, pk):
     txn = get_object_or_404(transactions_for_staff(request.user), pk=pk)
     form = ReverseForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            money.reverse_transaction(by=request.user, transaction_id=txn.pk, reason=form.cleaned_data["reason"])
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The entry is reversed by a new entry."))
-            return redirect("donations:ledger-audit")
-    return render(request, "donations/ledger_reverse.html", {"form": form, "txn": txn})
+    done = act_on_form(
+        request,
+        form,
+        lambda data: money.reverse_transaction(by=request.user, transaction_id=txn.pk, reason=data["reason"]),
+        success=_("The entry is reversed by a new entry."),
+        next_url="donations:ledger-audit",
+    )
+    return done or render(request, "donations/ledger_reverse.html", {"form": form, "txn": txn})
 
 
 @staff_required

@@ -645,9 +645,6 @@ def period_end(day, commitment: str):
     last_month = (day.month - 1) // 3 * 3 + 3 if commitment == Pairing.Commitment.GOODS else day.month
     return datetime.date(day.year, last_month, calendar.monthrange(day.year, last_month)[1])
 
-    def __str__(self):
-        return f"check {self.ran_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'failed'}"
-
 
 class PairingQuerySet(models.QuerySet):
     def open(self):

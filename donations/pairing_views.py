@@ -10,18 +10,19 @@ import base64
 import datetime
 import json
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from households.models import Area, Household
 from sun_commune.access import donor_required, secretary_required
-from sun_commune.errors import ActionRefused
+from sun_commune.forms import act_on_button, act_on_form
 from sun_commune.pagination import Page, keyset_page
 
 from . import access
@@ -142,17 +143,16 @@ def _request_target(request) -> tuple[Area, Household | None]:
 def pairing_request(request):
     village, household = _request_target(request)
     form = PairingTermsForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            pairing = pairing_services.request_pairing(
-                donor=request.user.donor_profile, village=village, household=household, **form.terms()
-            )
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("Your request is sent to the village's first secretary."))
-            return redirect("donations:pairing-detail", pairing.pk)
-    return render(
+    done = act_on_form(
+        request,
+        form,
+        lambda data: pairing_services.request_pairing(
+            donor=request.user.donor_profile, village=village, household=household, **form.terms()
+        ),
+        success=_("Your request is sent to the village's first secretary."),
+        next_url=lambda pairing: reverse("donations:pairing-detail", args=[pairing.pk]),
+    )
+    return done or render(
         request,
         "donations/pairing_form.html",
         {"form": form, "village": village, "household": household, "inviting": False},
@@ -167,62 +167,56 @@ def pairing_detail(request, pk):
     )
 
 
-def _act(request, pairing: Pairing, action, success: str, **kwargs):
-    try:
-        action(pairing_id=pairing.pk, by=request.user, **kwargs)
-    except ActionRefused as refusal:
-        messages.error(request, refusal.message)
-    else:
-        messages.success(request, success)
-
-
 def _reason(request) -> str:
     form = PairingReasonForm(request.POST)
     return form.cleaned_data["reason"] if form.is_valid() else ""
 
 
-@donor_required
-@require_POST
-def pairing_accept(request, pk):
-    pairing = access.get_pairing_for_donor(request.user, pk)
-    _act(
-        request,
-        pairing,
-        pairing_services.accept_pairing,
-        _("You accepted the invitation. Thank you!"),
-        side=pairing_services.DONOR_SIDE,
-    )
-    return redirect("donations:pairing-detail", pairing.pk)
+# Each side reaches its pairings through its own role, access helper and page.
+_SIDES = {
+    pairing_services.DONOR_SIDE: (donor_required, access.get_pairing_for_donor, "donations:pairing-detail"),
+    pairing_services.VILLAGE_SIDE: (
+        secretary_required,
+        access.get_pairing_for_secretary,
+        "donations:village-pairing-detail",
+    ),
+}
 
 
-@donor_required
-@require_POST
-def pairing_decline(request, pk):
-    pairing = access.get_pairing_for_donor(request.user, pk)
-    _act(
-        request,
-        pairing,
-        pairing_services.decline_pairing,
-        _("You declined the invitation."),
-        side=pairing_services.DONOR_SIDE,
-        reason=_reason(request),
-    )
-    return redirect("donations:pairing-detail", pairing.pk)
+def _answer_view(action, *, side: str, success, with_reason: bool = True):
+    """A POST-only view by which ``side`` accepts, declines or ends a pairing:
+    404 outside the user's own pairings or villages, a refusal shown as an
+    error message, then back to the pairing's page. ``success`` is lazy,
+    translated when the message is shown."""
+    role_required, get_pairing, detail = _SIDES[side]
+
+    @role_required
+    @require_POST
+    def view(request, pk):
+        pairing = get_pairing(request.user, pk)
+        extra = {"reason": _reason(request)} if with_reason else {}
+        act_on_button(
+            request, lambda: action(pairing_id=pairing.pk, by=request.user, side=side, **extra), success=success
+        )
+        return redirect(detail, pairing.pk)
+
+    return view
 
 
-@donor_required
-@require_POST
-def pairing_end(request, pk):
-    pairing = access.get_pairing_for_donor(request.user, pk)
-    _act(
-        request,
-        pairing,
-        pairing_services.end_pairing,
-        _("The pairing is ended."),
-        side=pairing_services.DONOR_SIDE,
-        reason=_reason(request),
-    )
-    return redirect("donations:pairing-detail", pairing.pk)
+pairing_accept = _answer_view(
+    pairing_services.accept_pairing,
+    side=pairing_services.DONOR_SIDE,
+    success=gettext_lazy("You accepted the invitation. Thank you!"),
+    with_reason=False,
+)
+pairing_decline = _answer_view(
+    pairing_services.decline_pairing,
+    side=pairing_services.DONOR_SIDE,
+    success=gettext_lazy("You declined the invitation."),
+)
+pairing_end = _answer_view(
+    pairing_services.end_pairing, side=pairing_services.DONOR_SIDE, success=gettext_lazy("The pairing is ended.")
+)
 
 
 # --- The village's first secretary -----------------------------------------------
@@ -253,21 +247,16 @@ def _village_for(request) -> Area:
 def pairing_invite(request):
     village = _village_for(request)
     form = PairingInviteForm(request.POST or None, village=village)
-    if request.method == "POST" and form.is_valid():
-        try:
-            pairing = pairing_services.invite_donor(
-                by=request.user,
-                donor_login=form.cleaned_data["donor"],
-                village=village,
-                household=form.cleaned_data["household"],
-                **form.terms(),
-            )
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The invitation is sent to the donor."))
-            return redirect("donations:village-pairing-detail", pairing.pk)
-    return render(
+    done = act_on_form(
+        request,
+        form,
+        lambda data: pairing_services.invite_donor(
+            by=request.user, donor_login=data["donor"], village=village, household=data["household"], **form.terms()
+        ),
+        success=_("The invitation is sent to the donor."),
+        next_url=lambda pairing: reverse("donations:village-pairing-detail", args=[pairing.pk]),
+    )
+    return done or render(
         request, "donations/pairing_form.html", {"form": form, "village": village, "household": None, "inviting": True}
     )
 
@@ -280,65 +269,36 @@ def village_pairing_detail(request, pk):
     )
 
 
-@secretary_required
-@require_POST
-def village_pairing_accept(request, pk):
-    pairing = access.get_pairing_for_secretary(request.user, pk)
-    _act(
-        request,
-        pairing,
-        pairing_services.accept_pairing,
-        _("The pairing is active. Its pledges are made at the start of each period."),
-        side=pairing_services.VILLAGE_SIDE,
-    )
-    return redirect("donations:village-pairing-detail", pairing.pk)
-
-
-@secretary_required
-@require_POST
-def village_pairing_decline(request, pk):
-    pairing = access.get_pairing_for_secretary(request.user, pk)
-    _act(
-        request,
-        pairing,
-        pairing_services.decline_pairing,
-        _("The request is declined; the donor is told."),
-        side=pairing_services.VILLAGE_SIDE,
-        reason=_reason(request),
-    )
-    return redirect("donations:village-pairing-detail", pairing.pk)
-
-
-@secretary_required
-@require_POST
-def village_pairing_end(request, pk):
-    pairing = access.get_pairing_for_secretary(request.user, pk)
-    _act(
-        request,
-        pairing,
-        pairing_services.end_pairing,
-        _("The pairing is ended."),
-        side=pairing_services.VILLAGE_SIDE,
-        reason=_reason(request),
-    )
-    return redirect("donations:village-pairing-detail", pairing.pk)
+village_pairing_accept = _answer_view(
+    pairing_services.accept_pairing,
+    side=pairing_services.VILLAGE_SIDE,
+    success=gettext_lazy("The pairing is active. Its pledges are made at the start of each period."),
+    with_reason=False,
+)
+village_pairing_decline = _answer_view(
+    pairing_services.decline_pairing,
+    side=pairing_services.VILLAGE_SIDE,
+    success=gettext_lazy("The request is declined; the donor is told."),
+)
+village_pairing_end = _answer_view(
+    pairing_services.end_pairing, side=pairing_services.VILLAGE_SIDE, success=gettext_lazy("The pairing is ended.")
+)
 
 
 @secretary_required
 def pairing_update_create(request, pk):
     pairing = access.get_pairing_for_secretary(request.user, pk)
     form = PairingUpdateForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            pairing_services.post_pairing_update(
-                pairing_id=pairing.pk, by=request.user, text=form.cleaned_data["text"], photo=form.cleaned_data["photo"]
-            )
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The update is posted; the donor sees it on their timeline."))
-            return redirect("donations:village-pairing-detail", pairing.pk)
-    return render(request, "donations/pairing_update_form.html", {"form": form, "pairing": pairing})
+    done = act_on_form(
+        request,
+        form,
+        lambda data: pairing_services.post_pairing_update(
+            pairing_id=pairing.pk, by=request.user, text=data["text"], photo=data["photo"]
+        ),
+        success=_("The update is posted; the donor sees it on their timeline."),
+        next_url=reverse("donations:village-pairing-detail", args=[pairing.pk]),
+    )
+    return done or render(request, "donations/pairing_update_form.html", {"form": form, "pairing": pairing})
 
 
 # --- Shared ------------------------------------------------------------------------

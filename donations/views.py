@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from sun_commune import search
 from sun_commune.access import donor_required, secretary_required, staff_required
 from sun_commune.errors import ActionRefused
+from sun_commune.forms import act_on_button, act_on_form
 from sun_commune.fragments import render_block, render_many
 from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page, keyset_window, rows_in_order
@@ -172,21 +173,22 @@ def _need_page(need: Need, form) -> dict:
 def pledge_create(request, pk):
     need = get_object_or_404(Need.objects.public().select_related("village"), pk=pk)
     form = PledgeForm(request.POST, need=need)
-    if form.is_valid():
-        try:
-            pledge_services.make_pledge(
-                need_id=need.pk,
-                need=need,  # read just now: not read again
-                donor=request.user.donor_profile,
-                quantity=form.cleaned_data.get("quantity"),
-                amount=form.cleaned_data.get("amount"),
-                message=form.cleaned_data["message"],
-            )
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("Thank you! Your pledge is recorded; follow it under “My pledges”."))
-            return redirect("donations:my-pledges")
+    done = act_on_form(
+        request,
+        form,
+        lambda data: pledge_services.make_pledge(
+            need_id=need.pk,
+            need=need,  # read just now: not read again
+            donor=request.user.donor_profile,
+            quantity=data.get("quantity"),
+            amount=data.get("amount"),
+            message=data["message"],
+        ),
+        success=_("Thank you! Your pledge is recorded; follow it under “My pledges”."),
+        next_url="donations:my-pledges",
+    )
+    if done:
+        return done
     need.refresh_from_db()
     return render(request, "donations/need_detail.html", _need_page(need, form), status=400)
 
@@ -202,15 +204,14 @@ def donor_register(request):
         return redirect("donations:my-pledges")
     if user.is_authenticated:
         form = DonorProfileForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                donors.register_donor(user=user, **form.cleaned_data)
-            except ActionRefused as refusal:
-                refusal.add_to(form)
-            else:
-                messages.success(request, _("Welcome! You can now pledge to any open need."))
-                return redirect("donations:supermarket")
-        return render(request, "donations/donor_register.html", {"form": form})
+        done = act_on_form(
+            request,
+            form,
+            lambda data: donors.register_donor(user=user, **data),
+            success=_("Welcome! You can now pledge to any open need."),
+            next_url="donations:supermarket",
+        )
+        return done or render(request, "donations/donor_register.html", {"form": form})
     form = DonorRegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
@@ -310,12 +311,11 @@ def pledge_detail(request, pk):
 @require_POST
 def pledge_cancel(request, pk):
     pledge = access.get_pledge_for_donor(request.user, pk)
-    try:
-        pledge_services.cancel_pledge(pledge_id=pledge.pk, by=request.user)
-    except ActionRefused as refusal:
-        messages.error(request, refusal.message)
-    else:
-        messages.success(request, _("Your pledge is cancelled; it is available to other donors again."))
+    act_on_button(
+        request,
+        lambda: pledge_services.cancel_pledge(pledge_id=pledge.pk, by=request.user),
+        success=_("Your pledge is cancelled; it is available to other donors again."),
+    )
     return redirect("donations:my-pledges")
 
 
@@ -323,12 +323,11 @@ def pledge_cancel(request, pk):
 @require_POST
 def pledge_sent(request, pk):
     pledge = access.get_pledge_for_donor(request.user, pk)
-    try:
-        pledge_services.mark_sent(pledge_id=pledge.pk, by=request.user)
-    except ActionRefused as refusal:
-        messages.error(request, refusal.message)
-    else:
-        messages.success(request, _("Marked as sent. The village will confirm when it arrives."))
+    act_on_button(
+        request,
+        lambda: pledge_services.mark_sent(pledge_id=pledge.pk, by=request.user),
+        success=_("Marked as sent. The village will confirm when it arrives."),
+    )
     return redirect("donations:my-pledges")
 
 
@@ -418,29 +417,25 @@ def need_edit(request, pk):
         messages.error(request, _("Only a draft or a rejected need can be changed."))
         return redirect("donations:village-needs")
     form = NeedForm(request.POST or None, instance=need, village=need.village)
-    if request.method == "POST" and form.is_valid():
-        try:
-            need_services.update_need(
-                need_id=need.pk, by=request.user, submit="submit" in request.POST, **form.cleaned_data
-            )
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The need is saved."))
-            return redirect("donations:village-needs")
-    return render(request, "donations/need_form.html", {"form": form, "village": need.village, "need": need})
+    done = act_on_form(
+        request,
+        form,
+        lambda data: need_services.update_need(
+            need_id=need.pk, by=request.user, submit="submit" in request.POST, **data
+        ),
+        success=_("The need is saved."),
+        next_url="donations:village-needs",
+    )
+    return done or render(request, "donations/need_form.html", {"form": form, "village": need.village, "need": need})
 
 
 @secretary_required
 @require_POST
 def need_close(request, pk):
     need = access.get_need_for_secretary(request.user, pk)
-    try:
-        need_services.close_need(need_id=need.pk, by=request.user)
-    except ActionRefused as refusal:
-        messages.error(request, refusal.message)
-    else:
-        messages.success(request, _("The need is closed."))
+    act_on_button(
+        request, lambda: need_services.close_need(need_id=need.pk, by=request.user), success=_("The need is closed.")
+    )
     return redirect("donations:village-needs")
 
 
@@ -448,36 +443,34 @@ def need_close(request, pk):
 def pledge_confirm(request, pk):
     pledge = access.get_pledge_for_secretary(request.user, pk)
     form = ConfirmReceiptForm(request.POST or None, request.FILES or None, initial={"quantity": pledge.quantity})
-    if request.method == "POST" and form.is_valid():
-        try:
-            pledge_services.confirm_receipt(
-                pledge_id=pledge.pk,
-                by=request.user,
-                quantity=form.cleaned_data["quantity"],
-                photo=form.cleaned_data["photo"],
-                note=form.cleaned_data["note"],
-            )
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("Arrival confirmed. The donor will be told."))
-            return redirect("donations:village-needs")
-    return render(request, "donations/pledge_confirm.html", {"form": form, "pledge": pledge})
+    done = act_on_form(
+        request,
+        form,
+        lambda data: pledge_services.confirm_receipt(
+            pledge_id=pledge.pk,
+            by=request.user,
+            quantity=data["quantity"],
+            photo=data["photo"],
+            note=data["note"],
+        ),
+        success=_("Arrival confirmed. The donor will be told."),
+        next_url="donations:village-needs",
+    )
+    return done or render(request, "donations/pledge_confirm.html", {"form": form, "pledge": pledge})
 
 
 @secretary_required
 def pledge_thank(request, pk):
     pledge = access.get_pledge_for_secretary(request.user, pk)
     form = ThanksForm(request.POST or None, initial={"message": pledge.thanks})
-    if request.method == "POST" and form.is_valid():
-        try:
-            pledge_services.thank_donor(pledge_id=pledge.pk, by=request.user, message=form.cleaned_data["message"])
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("Your thanks are posted; the donor sees them."))
-            return redirect("donations:village-needs")
-    return render(request, "donations/pledge_thank.html", {"form": form, "pledge": pledge})
+    done = act_on_form(
+        request,
+        form,
+        lambda data: pledge_services.thank_donor(pledge_id=pledge.pk, by=request.user, message=data["message"]),
+        success=_("Your thanks are posted; the donor sees them."),
+        next_url="donations:village-needs",
+    )
+    return done or render(request, "donations/pledge_thank.html", {"form": form, "pledge": pledge})
 
 
 # --- Bureau staff -----------------------------------------------------------
@@ -532,17 +525,16 @@ def money_list(request):
 def money_record(request, pk):
     pledge = access.get_pledge_for_staff(request.user, pk)
     form = MoneyReceivedForm(request.POST or None, initial={"amount": pledge.amount})
-    if request.method == "POST" and form.is_valid():
-        try:
-            pledge_services.record_money_received(
-                pledge_id=pledge.pk,
-                by=request.user,
-                amount=form.cleaned_data["amount"],
-                reference=form.cleaned_data["reference"],
-            )
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The transfer is recorded."))
-            return redirect("donations:money-list")
-    return render(request, "donations/money_record.html", {"form": form, "pledge": pledge})
+    done = act_on_form(
+        request,
+        form,
+        lambda data: pledge_services.record_money_received(
+            pledge_id=pledge.pk,
+            by=request.user,
+            amount=data["amount"],
+            reference=data["reference"],
+        ),
+        success=_("The transfer is recorded."),
+        next_url="donations:money-list",
+    )
+    return done or render(request, "donations/money_record.html", {"form": form, "pledge": pledge})

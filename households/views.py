@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from sun_commune import audit
 from sun_commune.access import staff_required
-from sun_commune.errors import ActionRefused
+from sun_commune.forms import act_on_form
 from sun_commune.fragments import render_block
 from sun_commune.pagination import keyset_page, rows_in_order
 from sun_commune.prepared import prepared
@@ -235,15 +235,16 @@ def household_create(request):
         raise Http404
     village = villages[chosen]
     form = HouseholdForm(request.POST or None, user=user)
-    if request.method == "POST" and form.is_valid():
-        try:
-            household = services.create_household(by=user, village=village, **form.cleaned_data)
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The household is registered."))
-            return redirect("households:household-detail", pk=household.pk)
-    return render(request, "households/household_form.html", {"form": form, "village": village, "household": None})
+    done = act_on_form(
+        request,
+        form,
+        lambda data: services.create_household(by=user, village=village, **data),
+        success=_("The household is registered."),
+        next_url=lambda household: reverse("households:household-detail", kwargs={"pk": household.pk}),
+    )
+    return done or render(
+        request, "households/household_form.html", {"form": form, "village": village, "household": None}
+    )
 
 
 @login_required
@@ -251,15 +252,14 @@ def household_edit(request, pk):
     _keeper_required(request.user)
     household = access.get_household_for_keeper(request.user, pk)
     form = HouseholdForm(request.POST or None, instance=household, user=request.user)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.update_household(household_id=household.pk, by=request.user, **form.cleaned_data)
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The household is saved."))
-            return redirect("households:household-detail", pk=household.pk)
-    return render(
+    done = act_on_form(
+        request,
+        form,
+        lambda data: services.update_household(household_id=household.pk, by=request.user, **data),
+        success=_("The household is saved."),
+        next_url=reverse("households:household-detail", kwargs={"pk": household.pk}),
+    )
+    return done or render(
         request, "households/household_form.html", {"form": form, "village": household.village, "household": household}
     )
 
@@ -288,14 +288,15 @@ def consent_record(request, pk):
     _keeper_required(request.user)
     household = access.get_household_for_keeper(request.user, pk)
     form = ConsentForm(request.POST)
-    if form.is_valid():
-        try:
-            services.record_consent(by=request.user, household_id=household.pk, **form.cleaned_data)
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The consent decision is recorded; public pages follow it at once."))
-            return redirect(reverse("households:household-detail", args=[household.pk]) + "#consent")
+    done = act_on_form(
+        request,
+        form,
+        lambda data: services.record_consent(by=request.user, household_id=household.pk, **data),
+        success=_("The consent decision is recorded; public pages follow it at once."),
+        next_url=reverse("households:household-detail", args=[household.pk]) + "#consent",
+    )
+    if done:
+        return done
     household.refresh_from_db()
     return _detail(request, household, consent_form=form, status=400)
 
@@ -308,15 +309,16 @@ def member_create(request, pk):
     _keeper_required(request.user)
     household = access.get_household_for_keeper(request.user, pk)
     form = MemberForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.add_member(by=request.user, household_id=household.pk, **form.cleaned_data)
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The member is added."))
-            return redirect("households:household-detail", pk=household.pk)
-    return render(request, "households/member_form.html", {"form": form, "household": household, "member": None})
+    done = act_on_form(
+        request,
+        form,
+        lambda data: services.add_member(by=request.user, household_id=household.pk, **data),
+        success=_("The member is added."),
+        next_url=reverse("households:household-detail", kwargs={"pk": household.pk}),
+    )
+    return done or render(
+        request, "households/member_form.html", {"form": form, "household": household, "member": None}
+    )
 
 
 def _member_for_keeper(user, pk, member_pk):
@@ -329,15 +331,16 @@ def member_edit(request, pk, member_pk):
     _keeper_required(request.user)
     household, member = _member_for_keeper(request.user, pk, member_pk)
     form = MemberForm(request.POST or None, instance=member)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.update_member(by=request.user, member_id=member.pk, **form.cleaned_data)
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The member is saved."))
-            return redirect("households:household-detail", pk=household.pk)
-    return render(request, "households/member_form.html", {"form": form, "household": household, "member": member})
+    done = act_on_form(
+        request,
+        form,
+        lambda data: services.update_member(by=request.user, member_id=member.pk, **data),
+        success=_("The member is saved."),
+        next_url=reverse("households:household-detail", kwargs={"pk": household.pk}),
+    )
+    return done or render(
+        request, "households/member_form.html", {"form": form, "household": household, "member": member}
+    )
 
 
 @login_required
@@ -355,15 +358,14 @@ def income_create(request, pk):
     _keeper_required(request.user)
     household = access.get_household_for_keeper(request.user, pk)
     form = IncomeForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.record_income(by=request.user, household_id=household.pk, **form.cleaned_data)
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The income is recorded."))
-            return redirect("households:household-detail", pk=household.pk)
-    return render(request, "households/income_form.html", {"form": form, "household": household})
+    done = act_on_form(
+        request,
+        form,
+        lambda data: services.record_income(by=request.user, household_id=household.pk, **data),
+        success=_("The income is recorded."),
+        next_url=reverse("households:household-detail", kwargs={"pk": household.pk}),
+    )
+    return done or render(request, "households/income_form.html", {"form": form, "household": household})
 
 
 # --- Imports --------------------------------------------------------------------------------
@@ -479,12 +481,11 @@ def village_edit(request, code):
             population=profile.population, collective_income=profile.collective_income, description=profile.description
         )
     form = VillageProfileForm(request.POST or None, initial=initial, staff=staff)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.update_village_profile(by=request.user, village_id=village.pk, **form.cleaned_data)
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-        else:
-            messages.success(request, _("The village's page is saved."))
-            return redirect("village-public", code=village.code)
-    return render(request, "households/village_form.html", {"form": form, "village": village})
+    done = act_on_form(
+        request,
+        form,
+        lambda data: services.update_village_profile(by=request.user, village_id=village.pk, **data),
+        success=_("The village's page is saved."),
+        next_url=reverse("households:village-public", kwargs={"code": village.code}),
+    )
+    return done or render(request, "households/village_form.html", {"form": form, "village": village})

@@ -1,6 +1,9 @@
+from django.contrib import messages
 from django.contrib.auth.forms import PasswordResetForm
+from django.shortcuts import redirect
 
 from . import tasks
+from .errors import ActionRefused
 
 
 class QueuedPasswordResetForm(PasswordResetForm):
@@ -10,3 +13,39 @@ class QueuedPasswordResetForm(PasswordResetForm):
     def save(self, **kwargs):
         for user in self.get_users(self.cleaned_data["email"]):
             tasks.send_password_reset.delay(user_id=user.pk)
+
+
+# --- Forms that run an action -------------------------------------------------------
+#
+# The one way a view turns a posted form or button into a business action:
+# the action raises ActionRefused before anything changes, and the person
+# sees why, next to the field or as a message.
+
+
+def act_on_form(request, form, act, *, success, next_url):
+    """On a valid POST call ``act(form.cleaned_data)``. A refusal is shown next
+    to its field and changes nothing; otherwise ``success`` is said and the
+    answer redirects to ``next_url`` (a URL or URL name, or a callable given
+    what ``act`` returned). Returns None when the form page is to be shown
+    (again)."""
+    if request.method != "POST" or not form.is_valid():
+        return None
+    try:
+        result = act(form.cleaned_data)
+    except ActionRefused as refusal:
+        refusal.add_to(form)
+        return None
+    messages.success(request, success)
+    return redirect(next_url(result) if callable(next_url) else next_url)
+
+
+def act_on_button(request, act, *, success) -> bool:
+    """Call ``act()`` for a button that posts no fields: a refusal becomes an
+    error message, otherwise ``success`` is said. True when it was done."""
+    try:
+        act()
+    except ActionRefused as refusal:
+        messages.error(request, refusal.message)
+        return False
+    messages.success(request, success)
+    return True
