@@ -12,7 +12,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from donations.cards import for_cards, need_cards
+from donations.cards import for_cards
 from donations.models import Need, Pairing, Pledge
 from households.models import Area, Household
 
@@ -64,9 +64,7 @@ def site_statistics() -> dict:
 
 @public_page
 def home(request):
-    latest = need_cards(
-        for_cards(Need.objects.filter(status=Need.Status.PUBLISHED)).order_by("-published_at", "-id")[:6]
-    )
+    latest = for_cards(Need.objects.filter(status=Need.Status.PUBLISHED)).order_by("-published_at", "-id")[:6]
     fulfilled = (
         Need.objects.filter(status=Need.Status.FULFILLED)
         .select_related("village", "household")
