@@ -1,9 +1,5 @@
-"""Need cards of the supermarket, the home page and the village pages,
-rendered once for every combination of what they show (see
-sun_commune.fragments): a pledge, a status change or a household's consent
-changes the key, so a card never shows an old figure or a withdrawn alias."""
-
-from sun_commune.fragments import render_many
+"""What need cards (the supermarket, the home page, the village pages) load,
+and what a public page may load of a household."""
 
 # What a card shows, and the sort keys of the lists that show cards: a list
 # loads nothing else (no description, no search terms, and none of the
@@ -66,41 +62,3 @@ def private_household_fields(path: str) -> list[str]:
 def for_cards(needs):
     """``needs`` with what their cards show, and only that."""
     return needs.select_related("village", "township", "county", "household").only(*CARD_FIELDS)
-
-
-def _shows(need) -> tuple:
-    household = need.household if need.household_id else None
-    return (
-        need.pk,
-        need.title,
-        need.status,
-        need.category,
-        need.kind,
-        need.item,
-        need.unit,
-        need.quantity,
-        need.unit_price,
-        need.target_amount,
-        need.pledged_quantity,
-        need.received_quantity,
-        need.pledged_amount,
-        need.received_amount,
-        need.deadline,
-        need.county.label,
-        need.township.label,
-        need.village.label,
-        household and (household.public_id, household.alias, household.alias_consent),
-    )
-
-
-def need_cards(needs) -> list:
-    """``needs`` (with village, township, county and household loaded), each
-    with its rendered ``card``."""
-    needs = list(needs)
-    for need, html in zip(
-        needs,
-        render_many(needs, "includes/need_card_body.html", name="need-card", shows=_shows, context="need"),
-        strict=True,
-    ):
-        need.card = html
-    return needs

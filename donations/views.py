@@ -12,22 +12,21 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from sun_commune import search
+from sun_commune import pagecache, search
 from sun_commune.access import donor_required, secretary_required, staff_required
 from sun_commune.errors import ActionRefused
 from sun_commune.forms import act_on_button, act_on_form
-from sun_commune.fragments import render_block, render_many
 from sun_commune.pagecache import public_page
-from sun_commune.pagination import keyset_page, keyset_window, rows_in_order
-from sun_commune.prepared import prepared
+from sun_commune.pagination import keyset_page, keyset_window
 
 from . import access, ledger_views, publication
-from .cards import for_cards, need_cards, private_household_fields
+from .cards import for_cards, private_household_fields
 from .forms import (
     ConfirmReceiptForm,
     DonorProfileForm,
@@ -55,7 +54,6 @@ SHOW = {
     "fulfilled": (Need.Status.FULFILLED, Need.Status.CLOSED),
 }
 PAGE_SIZE = 20
-FILTERS_SECONDS = 600
 SEARCH_WINDOW = 2000  # a bounded walk of the list's index (see _search_page)
 
 
@@ -90,8 +88,8 @@ def supermarket(request):
 
     def listing():
         """The page of needs, read only when the part that shows it is
-        rendered: the same for everyone, it is kept while nothing changes
-        ({% kept … while_unchanged %}), for a logged-in donor too."""
+        rendered: the same for everyone, it is kept ({% kept %}) for a
+        logged-in donor too."""
         needs = for_cards(Need.objects.all())
         sort, show = "newest", "open"
         condition = words = None
@@ -117,22 +115,12 @@ def supermarket(request):
         else:
             needs = needs if condition is None else needs.filter(condition)
             page = keyset_page(needs, order=order, descending=descending, cursor=cursor, size=PAGE_SIZE)
-        page.rows = need_cards(page.rows)
         return page
 
-    # The filters, with their lists of areas, cost more to render than the
-    # page's queries: rendered once for each set of parameters (an area added
-    # appears within FILTERS_SECONDS).
-    [filters] = render_many(
-        [form],
-        "donations/supermarket_filters.html",
-        name="supermarket-filters",
-        shows=lambda _form: sorted((k, v) for k, v in request.GET.lists() if k != "after"),
-        context="form",
-        seconds=FILTERS_SECONDS,
-    )
     return render(
-        request, "donations/supermarket.html", {"form": form, "filters": filters, "page": SimpleLazyObject(listing)}
+        request,
+        "donations/supermarket.html",
+        {"form": form, "filter_query": ledger_views.filter_query(request), "page": SimpleLazyObject(listing)},
     )
 
 
@@ -153,8 +141,7 @@ def need_detail(request, pk):
 def _need_page(need: Need, form) -> dict:
     """A need page's context. Its pledges and ledger entries are read only
     if the part that shows them is rendered: they are the same for everyone,
-    so the page keeps that part while nothing changes ({% kept …
-    while_unchanged %}), for a logged-in donor too."""
+    so the page keeps that part ({% kept %}), for a logged-in donor too."""
     pledges = (
         need.pledges.exclude(status__in=(Pledge.Status.CANCELLED, Pledge.Status.EXPIRED))
         .select_related("donor")
@@ -231,61 +218,28 @@ def donor_register(request):
     return render(request, "donations/donor_register.html", {"form": form})
 
 
-# Every value a row of "My pledges" shows (with the household's consent).
-PLEDGE_SHOWS = (
-    "id",
-    "created_at",
-    "status",
-    "amount",
-    "quantity",
-    "declared_value",
-    "received_amount",
-    "received_quantity",
-    "received_at",
-    "photo",
-    "thanks",
-    "need__title",
-    "need__kind",
-    "need__unit",
-    "need__village__name",
-    "need__village__name_en",
-    "need__household__public_id",
-    "need__household__alias",
-    "need__household__alias_consent",
-    "need__household__photo_consent",
-)
-
-
 @donor_required
 def my_pledges(request):
-    # By the donor's id (loaded with the user), not through a join on the
-    # user: the index (donor, -created_at, -id) then gives the page in order,
-    # whatever the number of the donor's pledges. The rows are read as the
-    # values they show, which key the rendered list; only when it is not
-    # kept are the pledges loaded to render it.
-    with prepared():
+    donor = request.user.donor_profile
+
+    def render_list():
+        # By the donor's id (loaded with the user), not through a join on the
+        # user: the index (donor, -created_at, -id) gives the page in order,
+        # whatever the number of the donor's pledges.
         page = keyset_page(
-            Pledge.objects.filter(donor=request.user.donor_profile).values_list(*PLEDGE_SHOWS, named=True),
+            Pledge.objects.filter(donor=donor)
+            .select_related("need__village", "need__household")
+            .defer("need__description", "need__search_terms", *private_household_fields("need__household")),
             order=("created_at", "id"),
             descending=True,
             cursor=request.GET.get("after"),
             size=PAGE_SIZE,
         )
+        context = {"page": page, "pledges": page.rows, "csrf_token": pagecache.CSRF_SLOT}
+        return render_to_string("donations/my_pledges_body.html", context, request=request)
 
-    def context():
-        pledges = Pledge.objects.select_related("need__village", "need__household").defer(
-            "need__description", "need__search_terms", *private_household_fields("need__household")
-        )
-        return {"page": page, "pledges": rows_in_order(pledges, [row.id for row in page.rows])}
-
-    body = render_block(
-        "donations/my_pledges_body.html",
-        name="my-pledges",
-        shows=(page.rows, page.next_cursor, page.is_first),
-        context=context,
-        request=request,
-    )
-    return render(request, "donations/my_pledges.html", {"body": body, "page": page})
+    body = pagecache.keep("my-pledges", (donor.pk, request.GET.get("after")), render_list, request=request)
+    return render(request, "donations/my_pledges.html", {"body": body})
 
 
 @donor_required

@@ -33,7 +33,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from openpyxl import Workbook, load_workbook
 
-from sun_commune import audit
+from sun_commune import audit, pagecache
 from sun_commune.models import AuditEntry
 
 from . import access, tasks
@@ -883,6 +883,7 @@ def _write(job: ImportJob, checker: Checker, progress) -> tuple[int, int]:
             )
             households.append(household)
         Household.objects.bulk_create(households)
+        pagecache.changed_after_commit()  # bulk_create sends no post_save
         member_rows = [
             HouseholdMember(
                 household=household,

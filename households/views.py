@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import get_language
@@ -18,11 +19,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from sun_commune import audit
+from sun_commune import audit, pagecache
 from sun_commune.access import staff_required
 from sun_commune.forms import act_on_form
-from sun_commune.fragments import render_block
-from sun_commune.pagination import keyset_page, rows_in_order
+from sun_commune.pagination import keyset_page
 from sun_commune.prepared import prepared
 
 from . import access, history, importing, reports, services, tasks
@@ -101,50 +101,35 @@ def household_list(request):
         current = form.cleaned_data.get("area")
     elif form is not None:
         households = households.none()
-    # The page's rows as plain values: they key the rendered list, and only
-    # when it is not kept are the households loaded to render it.
-    with prepared():
-        page = keyset_page(
-            households.values_list(*LIST_COLUMNS, named=True),
-            order=("id",),
-            descending=True,
-            cursor=request.GET.get("after"),
-            size=50,
-        )
-        area_links = _area_links(user, current)
     can_export = user.is_bureau_staff
     query = request.GET.copy()
     query.pop("after", None)
 
-    def context():
-        households = Household.objects.select_related("village").only(*LIST_COLUMNS)
-        return {
+    def render_list():
+        with prepared():
+            page = keyset_page(
+                households.select_related("village").only(*LIST_COLUMNS),
+                order=("id",),
+                descending=True,
+                cursor=request.GET.get("after"),
+                size=50,
+            )
+            area_links = _area_links(user, current)
+        context = {
             "form": form or HouseholdFilterForm(None, areas=areas),
             "page": page,
-            "households": rows_in_order(households, [row.id for row in page.rows]),
+            "households": page.rows,
             "current": current,
             "area_links": area_links,
             "can_export": can_export,
             "filters": query.urlencode(),
+            "csrf_token": pagecache.CSRF_SLOT,
         }
+        return render_to_string("households/household_list_body.html", context, request=request)
 
-    body = render_block(
-        "households/household_list_body.html",
-        name="household-list",
-        shows=(
-            page.rows,
-            page.next_cursor,
-            page.is_first,
-            sorted(request.GET.lists()),
-            [a.pk for a in areas],
-            can_export,
-            current and (current.pk, current.label),
-            [(a.code, a.label) for a in area_links],
-        ),
-        context=context,
-        request=request,
-    )
-    return render(request, "households/household_list.html", {"body": body, "page": page})
+    # Kept for each person (their areas are theirs) and query string.
+    body = pagecache.keep("household-list", (user.pk, sorted(request.GET.lists())), render_list, request=request)
+    return render(request, "households/household_list.html", {"body": body})
 
 
 @staff_required

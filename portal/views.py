@@ -9,7 +9,7 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from donations.cards import for_cards, need_cards
+from donations.cards import for_cards
 from donations.models import AreaLedgerTotal, Need, Pairing, Pledge
 from households import access
 from households.models import Area, Household, VillageProfile
@@ -62,9 +62,7 @@ def site_statistics() -> dict:
 
 @public_page
 def home(request):
-    latest = need_cards(
-        for_cards(Need.objects.filter(status=Need.Status.PUBLISHED)).order_by("-published_at", "-id")[:6]
-    )
+    latest = for_cards(Need.objects.filter(status=Need.Status.PUBLISHED)).order_by("-published_at", "-id")[:6]
     fulfilled = (
         Need.objects.filter(status=Need.Status.FULFILLED)
         .select_related("village", "household")

@@ -53,12 +53,7 @@ def _plain(value):
 
 def record(*, actor, action: str, obj, changes: dict | None = None) -> AuditEntry:
     """Append one audit entry for ``obj``. Call it inside the transaction of
-    the change it records, so both commit or neither does. Once that
-    transaction commits, the public pages kept in the cache are made old
-    (``pagecache.changed_after_commit``)."""
-    from .pagecache import changed_after_commit
-
-    changed_after_commit()
+    the change it records, so both commit or neither does."""
     return AuditEntry.objects.create(
         actor=actor if actor is not None and getattr(actor, "pk", None) else None,
         action=action,

@@ -269,13 +269,11 @@ if not LEDGER_SIGNING_KEY:
 
     LEDGER_SIGNING_KEY = hashlib.sha256(f"ledger:{SECRET_KEY}".encode()).hexdigest()
 LEDGER_PUBLISH_INTERVAL_SECONDS = int(os.environ.get("LEDGER_PUBLISH_INTERVAL_SECONDS", "60"))
-# Public pages are kept whole for visitors who are not logged in
-# (sun_commune/pagecache.py): never stale, because a trigger makes a new page
-# version at each change; this bounds how long a kept page may live anyway,
-# and stays inside the publication interval. 0 turns the page cache off.
+# How long anything kept in the cache may live (the one rule:
+# sun_commune/pagecache.py); inside the publication interval. 0 keeps nothing.
 PAGE_CACHE_SECONDS = min(int(os.environ.get("PAGE_CACHE_SECONDS", "20")), LEDGER_PUBLISH_INTERVAL_SECONDS)
-# Fragments of pages (sun_commune/fragments.py) are also kept in each
-# process's memory, up to this many characters of HTML; 0 turns that off.
+# Kept parts of pages are also held in each process's memory, up to this many
+# characters of HTML; 0 turns that off.
 FRAGMENT_LOCAL_BYTES = int(os.environ.get("FRAGMENT_LOCAL_BYTES", str(4 * 1024 * 1024)))
 LEDGER_BATCH_MAX = int(os.environ.get("LEDGER_BATCH_MAX", "50000"))
 LEDGER_CHECK_HOUR = int(os.environ.get("LEDGER_CHECK_HOUR", "2"))

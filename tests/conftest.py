@@ -45,9 +45,9 @@ def _fresh_page_version(request):
     uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames)
     if not uses_db:
         return
-    from sun_commune import fragments, pagecache
+    from sun_commune import pagecache
 
-    fragments.LOCAL.clear()  # as if each test were its own process
+    pagecache.LOCAL.clear()  # as if each test were its own process
     request.getfixturevalue("django_db_setup")
     with request.getfixturevalue("django_db_blocker").unblock():
         pagecache.changed()

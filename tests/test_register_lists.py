@@ -11,6 +11,7 @@ from donations.models import AreaLedgerTotal
 from households import reports, services
 from households.models import Household, VillageFigures
 from households.tasks import refresh_register_figures
+from sun_commune import pagecache
 from sun_commune.search import index_terms
 
 from . import factories
@@ -44,6 +45,7 @@ def register(areas, secretary_a, secretary_b):
 
 
 def found(client, **query) -> set[str]:
+    pagecache.changed()  # the list rendered now, not a kept one: its context is read
     response = client.get(reverse("households:household-list"), query)
     assert response.status_code == 200
     return {h.head_name for h in response.context["page"].rows}
