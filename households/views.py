@@ -471,6 +471,6 @@ def village_edit(request, code):
         form,
         lambda data: services.update_village_profile(by=request.user, village_id=village.pk, **data),
         success=_("The village's page is saved."),
-        next_url=reverse("households:village-public", kwargs={"code": village.code}),
+        next_url=reverse("village-public", kwargs={"code": village.code}),
     )
     return done or render(request, "households/village_form.html", {"form": form, "village": village})
