@@ -545,8 +545,8 @@ class PublishedEntry(models.Model):
     # The entry's transaction and need, and its kind, amount, date and area
     # path, are checked against the transaction once per statement that
     # writes entries (migration 0009), not by foreign keys: those looked up
-    # and locked each referenced row, one entry at a time — a third of the
-    # publisher's writing, to guard rows the database never lets anyone
+    # and locked each referenced row, one entry at a time — slowing the
+    # publisher's writing to guard rows the database never lets anyone
     # delete (ledger transactions are append-only; a need with a ledger
     # transaction is held by the transaction's own key).
     transaction = models.OneToOneField(

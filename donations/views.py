@@ -65,8 +65,8 @@ def _search_page(needs, condition, *, order, descending, cursor):
 
     PostgreSQL cannot estimate a search of several character pairs (it takes
     the pairs of 电视机 for independent, and a substring check for rare), so
-    for a common word it would fetch and sort every match: 12,000 open needs
-    and 0.6 to 2 s in a province. The page is looked for first among the
+    for a common word it would fetch and sort every match, most of a
+    province's open needs. The page is looked for first among the
     next SEARCH_WINDOW needs of the list, a bounded walk of the list's index;
     only a word too rare to fill a page there is looked up in the whole search
     index, where it is rare. Either way the page is exactly the first matches

@@ -122,8 +122,9 @@ def _under(area: Area, *, by_codes: bool = False) -> Q:
 def under_any_code(areas) -> Q:
     """The same households as ``within_any(areas)``, said through the GIN
     index of ``area_codes`` that also holds the names: a name searched
-    within a county is then one index scan (0.1 ms) instead of two bitmaps
-    ANDed (1-7 ms). Only worth adding beside a name condition."""
+    within a county is then one index scan instead of two bitmaps ANDed,
+    which read far more of the index. Only worth adding beside a name
+    condition."""
     codes = [a.code for a in areas if a.level != Area.Level.VILLAGE]
     return Q(area_codes__overlap=codes) if codes else Q()
 

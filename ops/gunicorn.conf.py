@@ -9,11 +9,11 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 
 worker_class = "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
-# A worker is recycled now and then to bound any leak, not every minute: at
-# 1,500 requests a second (kept public pages), 20,000 requests meant each of
-# five workers restarted every 75 s, and while one restarted (a second) and
-# warmed up, requests queued: `make bench` saw 15 restarts in seven minutes
-# and a p99 of 234 ms on a page whose p99 is otherwise 14 ms. The app is
+# A worker is recycled now and then to bound any leak, not every minute:
+# kept public pages are served so fast that a small max_requests restarts
+# every worker within a minute or two under load, and while one restarts and
+# warms up, requests queue behind it — `make bench` saw the p99 of such a
+# page grow many times over. The app is
 # loaded once in the master (preload_app) so that a recycled worker is a
 # fork, not a fresh import; a deployment of new code restarts gunicorn.
 max_requests = 200000

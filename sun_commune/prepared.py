@@ -1,9 +1,9 @@
 """Prepared statements for the hottest queries of logged-in pages.
 
 PostgreSQL plans a query each time it is sent: for the short indexed
-queries of a list page, planning costs more than running (a household list
-of a county: 0.3 ms to plan, 0.06 ms to run). psycopg2 sends every query as
-text, so Django cannot reuse a plan. Inside ``with prepared():`` each SELECT
+queries of a list page, planning costs more than running (a county's
+household list takes several times longer to plan than to run). psycopg2
+sends every query as text, so Django cannot reuse a plan. Inside ``with prepared():`` each SELECT
 is sent once per connection as ``PREPARE`` (under a name made from its
 text) and from then on as ``EXECUTE name(params)``; PostgreSQL plans it for
 the first executions and then keeps a generic plan if that is as good.

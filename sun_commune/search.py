@@ -53,8 +53,8 @@ def search_filter(query: str, fields: tuple[str, ...] = ("title", "item", "descr
     could sit apart, are checked on the text. Besides saving the check, this
     keeps PostgreSQL's estimate right: it guesses a substring condition
     matches almost nothing, and for a common word like 电视 it would then
-    fetch and sort every match (12,000 open needs and 160 ms in a province)
-    instead of walking the newest-first index until it has a page."""
+    fetch and sort every match (most of a province's open needs) instead
+    of walking the newest-first index until it has a page."""
     chunks = _chunks(query)[:8]
     if not chunks:
         return None

@@ -617,8 +617,8 @@ def test_entry_lines_are_written_out_exactly_as_canonical_json():
 def test_the_database_refuses_an_entry_that_does_not_say_what_its_transaction_says(
     areas, money_need_a, county_reviewer
 ):
-    """Entries hold no foreign keys (checked row by row, they were a third
-    of the publisher's writing); a statement trigger checks every entry a
+    """Entries hold no foreign keys (checked row by row, they slowed the
+    publisher's writing); a statement trigger checks every entry a
     statement writes against its transaction instead: that it exists, and
     that the need, kind, amount, date and area path are the transaction's."""
     from django.db import IntegrityError
