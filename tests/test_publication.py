@@ -449,8 +449,10 @@ def test_a_publisher_killed_with_sigkill_leaves_nothing_and_the_next_run_publish
     assert not MerkleNode.objects.exists()
     assert not AreaLedgerTotal.objects.exists()
     assert LedgerOutbox.objects.count() == LedgerTransaction.objects.count() == total
-    assert not _db_rows(
-        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = %s", [publication.ADVISORY_LOCK]
+    assert not _db_rows(  # advisory locks belong to one database: a publisher of another is not this one's
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = %s"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        [publication.ADVISORY_LOCK],
     )
 
     batches = publication.publish_all()
