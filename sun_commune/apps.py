@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 
@@ -12,5 +12,10 @@ class SunCommuneConfig(AppConfig):
 
         # A row of a table that kept pages read is saved or deleted: what is
         # kept is made old once the transaction commits (pagecache.py).
-        post_save.connect(pagecache.row_changed, dispatch_uid="pagecache-save")
-        post_delete.connect(pagecache.row_changed, dispatch_uid="pagecache-delete")
+        # Connected per model: a receiver for every sender would also turn
+        # off Django's fast delete (one DELETE ... WHERE) for every model.
+        for model in apps.get_models():
+            if model._meta.db_table in pagecache.PAGE_TABLES:
+                uid = model._meta.label_lower
+                post_save.connect(pagecache.row_changed, sender=model, dispatch_uid=f"pagecache-save-{uid}")
+                post_delete.connect(pagecache.row_changed, sender=model, dispatch_uid=f"pagecache-delete-{uid}")

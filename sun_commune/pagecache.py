@@ -100,7 +100,6 @@ def version_for(request) -> int:
 
 def changed() -> None:
     """Make everything kept old: the next request renders afresh."""
-    _pending.count = 0
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT nextval('{SEQUENCE}')")
 
@@ -111,7 +110,10 @@ _pending = threading.local()
 
 
 def _changed_once() -> None:
+    # Only this callback clears the count: a direct changed() inside the
+    # transaction must not cancel the advance its commit still owes.
     if getattr(_pending, "count", 0):
+        _pending.count = 0
         changed()
 
 
@@ -126,9 +128,9 @@ def changed_after_commit() -> None:
 
 
 def row_changed(sender, **kwargs) -> None:
-    """Signal receiver for ``post_save`` and ``post_delete`` (apps.py)."""
-    if sender._meta.db_table in PAGE_TABLES:
-        changed_after_commit()
+    """Signal receiver for ``post_save`` and ``post_delete``, connected to
+    the page tables' models only (apps.py)."""
+    changed_after_commit()
 
 
 # --- Kept parts ----------------------------------------------------------------

@@ -380,3 +380,25 @@ def test_a_logged_in_donor_gets_the_supermarkets_list_kept_while_nothing_changes
     )
     assert other.title in client.get(path).content.decode()  # a change: a new page version
     assert "村里的果树苗" not in client.get(reverse("donations:supermarket") + "?q=电热毯").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_direct_advance_inside_a_transaction_does_not_cancel_the_one_its_commit_owes(db):
+    from django.db import transaction
+
+    with transaction.atomic():
+        pagecache.changed_after_commit()
+        pagecache.changed()
+        before_commit = pagecache.version()
+    assert pagecache.version() > before_commit
+
+
+def test_models_outside_the_page_tables_keep_djangos_fast_delete(db):
+    from django.db.models.signals import post_delete, post_save
+
+    from households.models import Household
+    from sun_commune.models import AuditEntry
+
+    assert not post_delete.has_listeners(AuditEntry)
+    assert not post_save.has_listeners(AuditEntry)
+    assert post_save.has_listeners(Household)
