@@ -3,6 +3,7 @@
 need page shows gets a request, never the head's name, and nothing goes in
 the share register until the household's village confirms."""
 
+import importlib
 from datetime import date
 from decimal import Decimal
 from types import SimpleNamespace
@@ -203,3 +204,13 @@ def test_a_request_is_not_counted_nor_shared_in_a_distribution(asked, client_of)
     assert asked.member.pk not in {i.member_id for i in inputs}
     page = client_of(asked.coop.manager).get(reverse("cooperatives:cooperative-detail", args=[asked.coop.pk]))
     assert page.context["counts"] == {"members": 0, "poor": 0}
+
+
+def test_members_entered_before_the_rule_are_confirmed_by_the_migration(asked):
+    """The data step of cooperatives/0004: every row that existed is confirmed."""
+    from django.apps import apps  # noqa: PLC0415 -- leaf
+
+    migration = importlib.import_module("cooperatives.migrations.0004_member_standing")
+    Member.objects.filter(pk=asked.member.pk).update(standing=Member.Standing.REQUESTED)
+    migration.existing_members_confirmed(apps, None)
+    assert Member.objects.get(pk=asked.member.pk).standing == Member.Standing.CONFIRMED
