@@ -26,7 +26,9 @@ def cooperative_report(coop: Cooperative, year: int) -> dict:
     from datetime import date
 
     year_end = date(year, 12, 31)
-    members = Member.objects.filter(cooperative=coop, joined_on__lte=year_end).exclude(exited_on__lte=year_end)
+    members = (
+        Member.objects.confirmed().filter(cooperative=coop, joined_on__lte=year_end).exclude(exited_on__lte=year_end)
+    )
     counts = members.aggregate(total=Count("pk"), poor=Count("pk", filter=Q(household__isnull=False)))
     register = dict(
         ShareEvent.objects.filter(cooperative=coop, occurred_on__lte=year_end)
@@ -113,7 +115,8 @@ def area_report(area: Area, year: int) -> dict:
         for t in targets(path):
             t["cooperatives"] += n
     for path, n, poor in (
-        Member.objects.filter(cooperative__in=coops, exited_on__isnull=True)
+        Member.objects.confirmed()
+        .filter(cooperative__in=coops, exited_on__isnull=True)
         .values_list("cooperative__area__path")
         .annotate(n=Count("pk"), poor=Count("pk", filter=Q(household__isnull=False)))
         .order_by()

@@ -238,7 +238,9 @@ def my_pledges(request):
         context = {"page": page, "pledges": page.rows, "csrf_token": pagecache.CSRF_SLOT}
         return render_to_string("donations/my_pledges_body.html", context, request=request)
 
-    body = pagecache.keep("my-pledges", (donor.pk, request.GET.get("after")), render_list, request=request)
+    body = pagecache.keep(
+        "my-pledges", (donor.pk, request.GET.get("after")), render_list, request=request, private=True
+    )
     return render(request, "donations/my_pledges.html", {"body": body})
 
 

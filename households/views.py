@@ -128,7 +128,9 @@ def household_list(request):
         return render_to_string("households/household_list_body.html", context, request=request)
 
     # Kept for each person (their areas are theirs) and query string.
-    body = pagecache.keep("household-list", (user.pk, sorted(request.GET.lists())), render_list, request=request)
+    body = pagecache.keep(
+        "household-list", (user.pk, sorted(request.GET.lists())), render_list, request=request, private=True
+    )
     return render(request, "households/household_list.html", {"body": body})
 
 

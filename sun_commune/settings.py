@@ -346,4 +346,10 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# Request lines are logged without their query string: the register's name
+# and ID-number searches are GET forms (sun_commune/accesslog.py; gunicorn's
+# access log is ops/gunicorn.conf.py's logger_class).
+LOGGING["filters"] = {"no_query": {"()": "sun_commune.accesslog.DropQueryString"}}
+LOGGING["loggers"]["django.server"] = {"handlers": ["stderr"], "filters": ["no_query"], "propagate": False}
+
 ADMIN_URL = os.environ.get("ADMIN_URL", "admin/")
