@@ -23,6 +23,7 @@ from households.models import Area, Household
 from sun_commune.access import staff_required
 from sun_commune.errors import ActionRefused
 from sun_commune.forms import act_on_form
+from sun_commune.limits import accepts_files
 from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page
 from sun_commune.spreadsheets import append_row, csv_cell
@@ -342,6 +343,7 @@ def allocation_create(request):
     )
 
 
+@accepts_files()
 @staff_required
 def spend_create(request):
     def act(data):
