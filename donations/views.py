@@ -225,8 +225,10 @@ def donor_register_confirm(request, uidb64, token):
         user_id = int(urlsafe_base64_decode(uidb64).decode())
     except (ValueError, UnicodeDecodeError):
         user_id = None
-    if request.method == "POST" and user_id is not None:
-        user = donors.activate_account(user_id=user_id, token=token)
+    if user_id is not None and not 0 < user_id < 2**63:
+        user_id = None  # no such id: PostgreSQL would refuse to compare it with a bigint
+    if request.method == "POST":
+        user = donors.activate_account(user_id=user_id, token=token) if user_id is not None else None
         if user is not None:
             # The last backend loads users; the first (axes) only refuses locked-out logins.
             login(request, user, backend=settings.AUTHENTICATION_BACKENDS[-1])

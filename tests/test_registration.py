@@ -116,3 +116,11 @@ def test_inviting_says_the_same_whether_or_not_the_donor_exists(areas, secretary
 
     assert answers[0] == answers[1]
     assert Pairing.objects.get().donor.user == existing
+
+
+@pytest.mark.parametrize("uidb64", ["%00", "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5", "MA", "-"])
+def test_a_wrong_link_answers_with_a_message_not_an_error(db, uidb64):
+    path = f"/donors/register/confirm/{uidb64}/abc-def/"
+
+    assert Client().get(path).status_code == 200
+    assert Client().post(path)["Location"] == reverse("donations:donor-register")
