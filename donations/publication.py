@@ -8,15 +8,17 @@ numbered batch, all in one database transaction under an advisory lock:
 two publishers at once queue, a publisher killed half-way leaves nothing,
 and the outbox row of each transaction is deleted by the batch that
 publishes it, so each is published exactly once.
+
+One connection does it all, in order: it takes the lock, reads the batch,
+and writes it with COPY, rendering and hashing each entry as COPY asks for
+it. Nothing is read before the lock is held, so what it read is the
+outbox's head until it commits.
 """
 
-import queue
-import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
-from itertools import islice
 from json.encoder import encode_basestring as _json_string
 from typing import NamedTuple
 
@@ -24,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings
 from django.db import connection, transaction
-from psycopg2.errors import UniqueViolation
 
 from households.models import Area
 from sun_commune import audit
@@ -85,8 +86,7 @@ def signature_valid(checkpoint: dict) -> bool:
 # So the batch's outbox ids come first (at most ``limit`` of them, in order),
 # and the need, donor and reversed transaction of each are looked up by
 # their key (LIMIT 1 keeps each lookup a lookup): rows come out in the
-# outbox's order as they are found, with no sort at the end, so a reader
-# can hand over the first ones while it reads the rest.
+# outbox's order as they are found.
 PENDING_SQL = """
 SELECT t.id, t.kind, t.occurred_on::text, to_char(t.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
        t.amount::text, t.need_id, n.title, n.public_id,
@@ -95,7 +95,7 @@ SELECT t.id, t.kind, t.occurred_on::text, to_char(t.recorded_at AT TIME ZONE 'UT
        ARRAY(SELECT acc.code || ' ' || l.amount::text
                FROM donations_ledgerleg l JOIN donations_ledgeraccount acc ON acc.id = l.account_id
               WHERE l.transaction_id = t.id ORDER BY l.id)
-  FROM (SELECT transaction_id FROM donations_ledgeroutbox WHERE transaction_id > %s ORDER BY transaction_id LIMIT %s) o
+  FROM (SELECT transaction_id FROM donations_ledgeroutbox ORDER BY transaction_id LIMIT %s) o
   JOIN donations_ledgertransaction t ON t.id = o.transaction_id
   JOIN households_area a ON a.id = t.area_id
   LEFT JOIN LATERAL (
@@ -105,12 +105,6 @@ SELECT t.id, t.kind, t.occurred_on::text, to_char(t.recorded_at AT TIME ZONE 'UT
   LEFT JOIN LATERAL (SELECT d.name, d.show_name FROM donations_donor d WHERE d.id = t.donor_id LIMIT 1) d ON true
   LEFT JOIN LATERAL (SELECT r.kind FROM donations_ledgertransaction r WHERE r.id = t.reverses_id LIMIT 1) r ON true
  ORDER BY o.transaction_id
-"""
-# The outbox's first ``n`` transaction ids: rows read ahead are written
-# only if they are exactly these.
-NEXT_IDS_SQL = """
-SELECT coalesce(array_agg(transaction_id ORDER BY transaction_id), '{}')
-  FROM (SELECT transaction_id FROM donations_ledgeroutbox ORDER BY transaction_id LIMIT %s) o
 """
 
 
@@ -291,248 +285,72 @@ def _copy_value(value) -> str:
     return text
 
 
-class _Stream:
-    """A file for COPY whose rows are rendered by a thread of their own, a
-    few chunks ahead of PostgreSQL. Rendered as COPY asked for them, Python
-    and PostgreSQL took turns: psycopg2 sends a chunk and waits while the
-    socket's buffer (200 kB) drains, so PostgreSQL wrote one chunk while
-    Python waited, then idled while Python rendered the next (5.4 s for
-    50,000 entries, the sum of the two). With the rendering in a thread,
-    which runs while psycopg2 waits for the socket without the GIL, Python
-    renders on one core while PostgreSQL writes on the other."""
+class _Lines:
+    """A file for COPY whose lines are rendered as COPY reads them: each
+    read returns whole lines, at least ``size`` characters of them (COPY
+    sends whatever it is given). An error while rendering fails the COPY."""
 
-    CHUNK_LINES = 500
-    AHEAD = 8  # chunks rendered and not yet sent
-
-    def __init__(self, rows):
-        self._chunks: queue.Queue = queue.Queue(self.AHEAD)
-        self._stop = threading.Event()
-        self._buffer = ""
-        self._done = False
-        self._thread = threading.Thread(target=self._render, args=(rows,), daemon=True)
-        self._thread.start()
-
-    def _render(self, rows):
-        lines = (row if isinstance(row, str) else "\t".join(map(_copy_value, row)) + "\n" for row in rows)
-        try:
-            while not self._stop.is_set():
-                chunk = "".join(islice(lines, self.CHUNK_LINES))
-                self._put(chunk)
-                if not chunk:
-                    return
-        except BaseException as exc:  # noqa: BLE001 - raised again by read(), in the caller's thread
-            self._put(exc)
-
-    def _put(self, item):
-        while not self._stop.is_set():
-            try:
-                self._chunks.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+    def __init__(self, lines):
+        self._lines = iter(lines)
 
     def read(self, size: int = -1) -> str:
-        while not self._done and (size < 0 or len(self._buffer) < size):
-            item = self._chunks.get()
-            if isinstance(item, BaseException):
-                self._done = True
-                raise item
-            if not item:
-                self._done = True
-            self._buffer += item
-        if size < 0:
-            size = len(self._buffer)
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
-
-    def close(self):
-        """Stop the renderer (COPY failed half-way) and wait for it: the
-        rows' side effects (the tree, the totals) are complete, or unused."""
-        self._stop.set()
-        self._thread.join()
+        parts, length = [], 0
+        for line in self._lines:
+            parts.append(line)
+            length += len(line)
+            if 0 <= size <= length:
+                break
+        return "".join(parts)
 
 
 def _copy(cursor, table: str, columns: tuple[str, ...], rows) -> None:
     """Write rows (any iterable of tuples, or of lines already in COPY's
     format, consumed as it is sent) with COPY, in its text format (a third
     of the time the csv module took to quote the entries' JSON)."""
-    stream = _Stream(rows)
-    try:
-        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", stream, 1 << 18)
-    finally:
-        stream.close()
+    lines = (row if isinstance(row, str) else "\t".join(map(_copy_value, row)) + "\n" for row in rows)
+    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", _Lines(lines), 1 << 18)
 
 
 # --- Publication -----------------------------------------------------------------
 
-# How the publisher's connections read a batch. Parallel workers made the
-# outbox query slower (0.86 s against 0.72 s for 50,000 transactions: their
-# start-up and the merge cost more than the per-row lookups they share).
-# PostgreSQL compiled the query with JIT on every batch (its cost is far
-# above jit_above_cost), which took 0.76 s of its 1.8 s. Its sort of 50,000
-# rows spilled to disk at the default work_mem, as would the 50,000 rows
-# the entries' check (migration 0009) reads back after the COPY.
-READ_SETTINGS = "SET {scope} max_parallel_workers_per_gather = 0; SET {scope} jit = off; SET {scope} work_mem = '64MB'"
+# How the publisher reads a batch. Parallel workers made the outbox query
+# slower (their start-up and the merge cost more than the per-row lookups
+# they share). PostgreSQL compiled the query with JIT on every batch (its
+# cost is far above jit_above_cost), which took about half of its time.
+# Its sort of 50,000 rows spilled to disk at the default work_mem, as would
+# the 50,000 rows the entries' check (migration 0009) reads back after the COPY.
+READ_SETTINGS = "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL jit = off; SET LOCAL work_mem = '64MB'"
 
 
-def _read_pending(cursor, limit: int, after: int = 0) -> list[Pending]:
-    cursor.execute(PENDING_SQL, [after, limit])
-    return [Pending._make(row) for row in cursor.fetchall()]
-
-
-class _ReadAhead:
-    """A batch's outbox rows, read on a connection of its own and handed
-    over in chunks as they come, so that the publisher renders and writes
-    the first entries while the last are still being read (the read was
-    a tenth of a batch's time, spent before anything was written). Once
-    followed (:meth:`follow`), a reader that read a whole batch starts
-    reading the next one as soon as it is done.
-
-    What it read is used only if, under the publisher's lock, its rows are
-    still exactly the outbox's first ones (checked before the commit)."""
-
-    CHUNK = 2000
-
-    def __init__(self, limit: int, after: int):
-        self.limit = limit
-        self.next: _ReadAhead | None = None
-        self.failed = False
-        self._chunks: queue.Queue = queue.Queue()
-        self._peeked: list | None = None
-        self._lock = threading.Lock()
-        self._following = self._finished = self._closed = False
-        self._count, self._last = 0, None
-        self._thread = threading.Thread(target=self._read, args=(limit, after), daemon=True)
-        self._thread.start()
-
-    def _read(self, limit, after):
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:  # a cursor on the server lives in one
-                cursor.execute(READ_SETTINGS.format(scope="LOCAL"))
-                cursor.execute(f"DECLARE sun_publication_read NO SCROLL CURSOR FOR {PENDING_SQL}", [after, limit])
-                while not self._closed:
-                    cursor.execute(f"FETCH {self.CHUNK} FROM sun_publication_read")
-                    chunk = [Pending._make(row) for row in cursor.fetchall()]
-                    if not chunk:
-                        break
-                    self._count += len(chunk)
-                    self._last = chunk[-1].id
-                    self._chunks.put(chunk)
-        except Exception:  # noqa: BLE001 - the publisher reads them itself
-            self.failed = True
-        finally:
-            connection.close()
-            with self._lock:
-                self._finished = True
-                self._start_next()
-            self._chunks.put(None)
-
-    def _start_next(self):
-        if (
-            self._following
-            and self._finished
-            and not self._closed
-            and not self.failed
-            and self._count == self.limit
-            and self.next is None
-        ):
-            self.next = _ReadAhead(self.limit, self._last)
-
-    def follow(self):
-        """Read the next batch as soon as this one is read."""
-        with self._lock:
-            self._following = True
-            self._start_next()
-
-    def empty(self) -> bool:
-        """Whether it found nothing (waits for the first chunk)."""
-        if self._peeked is None:
-            self._peeked = self._chunks.get() or []
-        return not self._peeked
-
-    def first_id(self) -> int:
-        return self._peeked[0].id
-
-    def rows(self, taken: list):
-        """Its rows as they come, each also appended to ``taken``."""
-        chunk = self._peeked if self._peeked is not None else self._chunks.get()
-        while chunk:
-            taken.extend(chunk)
-            yield from chunk
-            chunk = self._chunks.get()
-
-    def close(self):
-        """Stop reading (this one and the next) and wait until its connection is closed."""
-        with self._lock:
-            self._closed = True
-        self._thread.join()
-        if self.next is not None:
-            self.next.close()
-
-
-class _Unusable(Exception):
-    """The rows read ahead are not the outbox's first ones any more."""
-
-
-def publish_pending(*, limit: int | None = None, ahead: _ReadAhead | None = None, read_ahead: bool = False):
-    """Publish the next batch of committed, unpublished transactions, or do
-    nothing (None) when there are none. Safe to run twice at once and to kill.
-
-    ``ahead`` (publish_all) is a reader of the batch, whose rows are
-    written as they come; ``read_ahead`` has the batch after this one read
-    while this one is written, and returns its reader beside the batch."""
-    limit = ahead.limit if ahead is not None else (limit or settings.LEDGER_BATCH_MAX)
-    try:
-        return _publish(limit, ahead, read_ahead)
-    except _Unusable:
-        ahead.close()
-        return _publish(limit, None, read_ahead)
-
-
-def _publish(limit: int, ahead: _ReadAhead | None, read_ahead: bool):
-    following = None
+def publish_pending(*, limit: int | None = None) -> LedgerBatch | None:
+    """Publish the next batch (at most ``limit`` transactions, by default
+    ``LEDGER_BATCH_MAX``) of committed, unpublished transactions, or do
+    nothing (None) when there are none. Safe to run twice at once and to kill."""
     with transaction.atomic(durable=True), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK])
-        cursor.execute(READ_SETTINGS.format(scope="LOCAL"))
-        if ahead is not None and ahead.empty():
-            ahead.close()  # nothing committed when it looked: look here
-            ahead = None
-        if ahead is not None:
-            # Read before this publisher had the lock, its rows may have been
-            # published by another in the meantime: then they no longer
-            # start at the outbox's head.
-            cursor.execute(NEXT_IDS_SQL, [1])
-            if cursor.fetchone()[0] != [ahead.first_id()]:
-                raise _Unusable
-            pending = []  # filled as the rows are written
-            rows = ahead.rows(pending)
-            if read_ahead:
-                ahead.follow()
-        else:
-            pending = rows = _read_pending(cursor, limit)
-            if not pending:
-                return (None, None) if read_ahead else None
-            if read_ahead and len(pending) == limit:
-                following = _ReadAhead(limit, pending[-1].id)
+        cursor.execute(READ_SETTINGS)
+        cursor.execute(PENDING_SQL, [limit or settings.LEDGER_BATCH_MAX])
+        pending = [Pending._make(row) for row in cursor.fetchall()]
+        if not pending:
+            return None
         last = LedgerBatch.objects.order_by("-number").first()
         number = last.number + 1 if last else 1
         frontier = merkle.Frontier.from_json(last.frontier) if last else merkle.Frontier()
         first = last.tree_size if last else 0
-        chain = {"index": first, "prev": PublishedEntry.objects.get(index=first - 1).leaf_hash if first else ZERO_HASH}
+        prev = PublishedEntry.objects.get(index=first - 1).leaf_hash if first else ZERO_HASH
         nodes = []
         path_totals: dict[str, _Totals] = defaultdict(_Totals)
 
         def entries():
             """Each entry, chained and hashed into the tree, as COPY takes it."""
-            for row in rows:
-                index = chain["index"]
-                text = entry_line(row, index=index, prev=chain["prev"])
+            nonlocal prev
+            for index, row in enumerate(pending, start=first):
+                text = entry_line(row, index=index, prev=prev)
                 leaf = merkle.leaf_hash(text.encode())
                 for height, position, digest in frontier.append(leaf):
                     if height >= STORED_HEIGHT:
                         nodes.append((height, position, digest.hex()))
-                chain["prev"] = leaf.hex()
-                chain["index"] = index + 1
+                prev = leaf.hex()
                 path_totals[row.area_path].add(row)
                 # One COPY line, written out: canonical JSON has no raw tab,
                 # newline or carriage return (json escapes them), so only its
@@ -540,35 +358,23 @@ def _publish(limit: int, ahead: _ReadAhead | None, read_ahead: bool):
                 # hex, dates, codes.
                 yield (
                     f"{index}\t{row.id}\t{text.replace(chr(92), chr(92) * 2) if chr(92) in text else text}"
-                    f"\t{chain['prev']}\t{row.kind}\t{row.amount}\t{row.occurred_on}"
+                    f"\t{prev}\t{row.kind}\t{row.amount}\t{row.occurred_on}"
                     f"\t{NULL if row.need_id is None else row.need_id}\t{_copy_value(row.area_path)}\n"
                 )
 
         columns = ("index", "transaction_id", "line", "leaf_hash")
         columns += ("kind", "amount", "occurred_on", "need_id", "area_path")
-        try:
-            _copy(cursor, "donations_publishedentry", columns, entries())
-        except UniqueViolation:
-            if ahead is None:
-                raise
-            # A row read ahead was published by another publisher between the
-            # read and this one's lock (one that had not yet seen a
-            # transaction committed late): the database refused it twice.
-            raise _Unusable from None
-        if ahead is not None:
-            cursor.execute(NEXT_IDS_SQL, [len(pending)])
-            if ahead.failed or cursor.fetchone()[0] != [row.id for row in pending]:
-                raise _Unusable  # rolls this batch back; it is read again, here
-        index = chain["index"]
+        _copy(cursor, "donations_publishedentry", columns, entries())
+        tree_size = first + len(pending)
         root = frontier.root().hex()
         timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         signature = _private_key().sign(
-            merkle.checkpoint_message(batch=number, tree_size=index, root_hash=root, timestamp=timestamp)
+            merkle.checkpoint_message(batch=number, tree_size=tree_size, root_hash=root, timestamp=timestamp)
         )
         batch = LedgerBatch.objects.create(
             number=number,
             first_index=first,
-            tree_size=index,
+            tree_size=tree_size,
             root_hash=root,
             timestamp=timestamp,
             public_key=public_key_hex(),
@@ -585,25 +391,17 @@ def _publish(limit: int, ahead: _ReadAhead | None, read_ahead: bool):
             actor=None,
             action="ledger.published",
             obj=batch,
-            changes={"first_index": first, "tree_size": index, "root_hash": root},
+            changes={"first_index": first, "tree_size": tree_size, "root_hash": root},
         )
-    if ahead is not None and read_ahead:
-        # The batch after, being read by now if this one was whole.
-        following, ahead.next = ahead.next, None
-    return (batch, following) if read_ahead else batch
+    return batch
 
 
 def publish_all() -> list[LedgerBatch]:
-    batches, ahead = [], _ReadAhead(settings.LEDGER_BATCH_MAX, 0)
-    try:
-        while True:
-            batch, ahead = publish_pending(ahead=ahead, read_ahead=True)
-            if batch is None:
-                return batches
-            batches.append(batch)
-    finally:
-        if ahead is not None:
-            ahead.close()  # its connection closed before this returns
+    """Publish batch after batch until the outbox is empty."""
+    batches = []
+    while (batch := publish_pending()) is not None:
+        batches.append(batch)
+    return batches
 
 
 # --- Inclusion proofs ------------------------------------------------------------------

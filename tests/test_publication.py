@@ -228,81 +228,24 @@ def test_two_publishers_at_once_publish_each_transaction_exactly_once(
     check_ok()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_batches_are_read_ahead_and_used_only_while_they_are_the_outbox_head(areas, settings):
-    """publish_all reads each batch on a second connection and writes its
-    rows as they come, the next batch being read while this one is
-    written; under its lock it commits a batch only if the rows it read are
-    still exactly the outbox's first ones, and otherwise reads it again."""
+def test_each_batch_is_read_under_the_lock_on_the_publishers_own_connection(areas, settings):
+    """No reading ahead: each batch is read by the publisher's connection
+    after it took the lock, then written; no thread is left behind."""
     from django.test.utils import CaptureQueriesContext
 
     bulk_goods_in(25, areas.village_a)
     settings.LEDGER_BATCH_MAX = 10
+    threads = threading.active_count()
     with CaptureQueriesContext(connection) as ctx:
         batches = publication.publish_all()
     assert [(b.first_index, b.tree_size) for b in batches] == [(0, 10), (10, 20), (20, 25)]
-    read_here = [q for q in ctx.captured_queries if q["sql"].lstrip().startswith("SELECT t.id, t.kind")]
-    assert len(read_here) == 1  # only the last look, which finds the outbox empty
+    sql = [q["sql"].lstrip() for q in ctx.captured_queries]
+    reads = [i for i, q in enumerate(sql) if q.startswith("SELECT t.id, t.kind")]
+    locks = [i for i, q in enumerate(sql) if q.startswith("SELECT pg_advisory_xact_lock")]
+    assert len(reads) == len(locks) == 4  # three batches, then the look that finds the outbox empty
+    assert all(lock < read for lock, read in zip(locks, reads, strict=True))
+    assert threading.active_count() == threads
     assert assert_published_exactly_once() == 25
-
-    # A reader whose rows are not the outbox's first ones (here the first is
-    # missing, as if it had committed late): the batch written from them is
-    # rolled back and read again; still exactly once.
-    bulk_goods_in(15, areas.village_a)
-    first = LedgerOutbox.objects.order_by("transaction_id").values_list("transaction_id", flat=True)[0]
-    ahead = publication._ReadAhead(10, first)
-    batch, following = publication.publish_pending(ahead=ahead, read_ahead=True)
-    if following is not None:
-        following.close()
-    assert batch.tree_size - batch.first_index == 10
-    assert PublishedEntry.objects.filter(index__gte=batch.first_index, transaction_id=first).exists()
-    publication.publish_all()
-    assert assert_published_exactly_once() == 40
-    check_ok()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_rows_read_ahead_and_published_meanwhile_are_read_again(areas, settings):
-    """Read before the publisher held the lock, rows may be published by
-    another publisher in the meantime: those no longer at the outbox's
-    head are read again; those behind a transaction that committed late
-    (the head is still what was read) are refused by the database's
-    unique key, and read again too. Each is published exactly once."""
-    settings.LEDGER_BATCH_MAX = 10
-    bulk_goods_in(10, areas.village_a)
-    ahead = publication._ReadAhead(10, 0)
-    assert not ahead.empty()
-    publication.publish_pending()  # another publisher, first
-    bulk_goods_in(5, areas.village_a)
-    batch, _following = publication.publish_pending(ahead=ahead, read_ahead=True)
-    assert (batch.first_index, batch.tree_size) == (10, 15)
-    assert assert_published_exactly_once() == 15
-
-    bulk_goods_in(10, areas.village_a)
-    ahead = publication._ReadAhead(10, 0)
-    assert not ahead.empty()
-    late = ahead.first_id()
-    # As if `late` had committed only after the other publisher read the
-    # outbox: it takes the nine after it, and `late` is the head again.
-    LedgerOutbox.objects.filter(transaction_id=late).delete()
-    publication.publish_pending()
-    LedgerOutbox.objects.create(transaction_id=late)
-    batch, _following = publication.publish_pending(ahead=ahead, read_ahead=True)
-    assert (batch.first_index, batch.tree_size) == (24, 25)
-    assert PublishedEntry.objects.get(index=24).transaction_id == late
-    assert assert_published_exactly_once() == 25
-    check_ok()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_reader_that_fails_costs_nothing_but_a_second_read(areas, settings):
-    settings.LEDGER_BATCH_MAX = 10
-    bulk_goods_in(4, areas.village_a)
-    broken = publication._ReadAhead(10, "not an id")  # its query fails on its own connection
-    batch, following = publication.publish_pending(ahead=broken, read_ahead=True)
-    assert broken.failed and following is None
-    assert (batch.first_index, batch.tree_size) == (0, 4)
-    assert assert_published_exactly_once() == 4
     check_ok()
 
 
@@ -558,9 +501,9 @@ def test_copy_writes_any_text_back_exactly(db):
 
 
 def test_copy_passes_on_what_rendering_raised_and_stops_its_renderer(db):
-    """The rows are rendered by a thread of their own: an error while
-    rendering fails the COPY with that error and writes nothing; an error
-    from PostgreSQL half-way stops the renderer too."""
+    """The rows are rendered as COPY reads them: an error while rendering
+    fails the COPY with that error and writes nothing; an error from
+    PostgreSQL half-way stops the rendering too, and no thread is left."""
     import psycopg2
 
     from donations.publication import _copy

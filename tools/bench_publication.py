@@ -1,12 +1,14 @@
 """Benchmark the ledger publisher and the ledger check (run by hand, not a test).
 
-    DEBUG=1 .venv/bin/python tools/bench_publication.py 100000 [--profile] [--keep]
+    DEBUG=1 .venv/bin/python tools/bench_publication.py 100000 [--published M] [--profile] [--keep]
 
 Creates a throw-away database (sun_commune_benchpub, on the local PostgreSQL
 socket), migrates it, bulk-inserts N balanced ledger transactions with their
 legs and outbox rows in one raw SQL statement (generate_series), then times
 ``publication.publish_all()`` (entries per second), ``run_check()`` and an
-inclusion proof, and drops the database again (unless --keep). --profile
+inclusion proof, and drops the database again (unless --keep). --published M
+first inserts and publishes M transactions (not timed), so that the N are
+published on top of a tree and a table that already hold some. --profile
 prints the top 30 of a cProfile of the publisher (sorted by cumulative time,
 or by BENCH_SORT=tottime).
 
@@ -73,14 +75,12 @@ def setup_django():
     settings.DEBUG = False  # no query log: measure what production does
 
 
-def seed(n: int) -> dict:
-    """Areas, a need, and N balanced GOODS_IN transactions (legs + outbox)."""
+def seed_places() -> dict:
+    """Areas and a need for the transactions to be about."""
     import datetime
 
-    from django.db import connection, transaction
     from django.utils import timezone
 
-    from donations import ledger
     from donations.models import Need
     from donations.services import needs
     from households.models import Area
@@ -114,6 +114,16 @@ def seed(n: int) -> dict:
         unit_price="80.00",
         deadline=timezone.localdate() + datetime.timedelta(days=30),
     )
+    return {"villages": villages, "need": need}
+
+
+def seed(n: int, places: dict) -> None:
+    """N balanced GOODS_IN transactions (legs + outbox)."""
+    from django.db import connection, transaction
+
+    from donations import ledger
+
+    villages, need = places["villages"], places["need"]
     delivered, income = ledger.goods_delivered(), ledger.income_goods()
     village_ids = [v.pk for v in villages]
     started = time.monotonic()
@@ -150,12 +160,12 @@ def seed(n: int) -> dict:
         )
         inserted = cursor.fetchone()[0]
     print(f"inserted {inserted:,} transactions ({2 * inserted:,} legs, outbox) in {time.monotonic() - started:.1f}s")
-    return {"villages": villages, "need": need}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", type=int, nargs="?", default=100_000, help="ledger transactions to publish")
+    parser.add_argument("--published", type=int, default=0, metavar="M", help="publish M transactions first, untimed")
     parser.add_argument("--profile", action="store_true", help="cProfile the publisher and print the top 30")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
@@ -163,13 +173,17 @@ def main():
     create_database()
     try:
         setup_django()
-        seed(args.n)
-
         from django.conf import settings
         from django.db import connection
 
         from donations import publication
         from donations.models import PublishedEntry
+
+        places = seed_places()
+        if args.published:
+            seed(args.published, places)
+            publication.publish_all()
+        seed(args.n, places)
 
         profiler = cProfile.Profile() if args.profile else None
         started = time.monotonic()
@@ -179,9 +193,10 @@ def main():
         if profiler:
             profiler.disable()
         seconds = time.monotonic() - started
-        published = PublishedEntry.objects.count()
+        published = PublishedEntry.objects.count() - args.published
         print(
-            f"publish_all: {published:,} entries in {len(batches)} batch(es) of at most {settings.LEDGER_BATCH_MAX:,} "
+            f"publish_all: {published:,} entries on top of {args.published:,}, {len(batches)} batch(es) of at most "
+            f"{settings.LEDGER_BATCH_MAX:,}, "
             f"in {seconds:.2f}s = {published / seconds:,.0f} entries/s"
         )
         if profiler:
@@ -197,7 +212,7 @@ def main():
             f"= {check.tree_size / seconds:,.0f} entries/s" + ("" if check.ok else f"; problems: {check.problems[:5]}")
         )
 
-        entry = PublishedEntry.objects.order_by("-index")[published // 3]
+        entry = PublishedEntry.objects.order_by("-index")[(published + args.published) // 3]
         started = time.monotonic()
         for _ in range(20):
             publication.inclusion_proof(entry)
