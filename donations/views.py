@@ -145,7 +145,7 @@ def _need_page(need: Need, form, user) -> dict:
     if the part that shows them is rendered: they are the same for everyone,
     so the page keeps that part ({% kept %}), for a logged-in donor too."""
     pledges = (
-        need.pledges.exclude(status__in=(Pledge.Status.CANCELLED, Pledge.Status.EXPIRED))
+        need.pledges.exclude(status__in=Pledge.GIVEN_BACK_STATUSES)
         .select_related("donor")
         .order_by("-created_at")[:50]
     )
@@ -199,7 +199,7 @@ def donor_register(request):
             request,
             form,
             lambda data: donors.register_donor(user=user, **data),
-            success=_("Welcome! You can now pledge to any open need."),
+            success=_("Welcome! We have mailed you a link: open it to verify your e-mail, then you can pledge."),
             next_url="donations:supermarket",
         )
         return done or render(request, "donations/donor_register.html", {"form": form})

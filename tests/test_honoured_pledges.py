@@ -115,6 +115,18 @@ def test_registering_mails_a_link_that_verifies_and_then_pledging_works(
     pledges.make_pledge(need_id=need_a.pk, donor=donor, quantity=1)
 
 
+def test_a_logged_in_user_becoming_a_donor_is_mailed_the_link(
+    secretary_a, en_client_of, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = en_client_of(secretary_a).post(
+            reverse("donations:donor-register"), {"kind": "person", "name": "书记本人", "phone": ""}, follow=True
+        )
+    assert "open it to verify your e-mail" in response.content.decode()
+    assert [m for m in mail.outbox if m.to == [secretary_a.email] and "/donors/verify/" in m.body]
+    assert not Donor.objects.get(user=secretary_a).email_verified
+
+
 def test_an_expired_or_forged_link_verifies_nothing(db, en_anonymous, settings):
     user = factories.make_donor(username="newcomer", verified=False)
     donor = user.donor_profile
@@ -337,6 +349,9 @@ def test_the_secretary_releases_a_pledge_and_the_donor_is_told_why(
     [message] = [m for m in mail.outbox if m.to == [donor.email]]
     assert "三个月没有消息" in message.body and need_a.title in message.subject
     assert "三个月没有消息" in en_client_of(donor).get(reverse("donations:my-pledges")).content.decode()
+    # The public need page no longer lists it.
+    public = en_client_of(donor).get(reverse("donations:need-detail", args=[need_a.pk]))
+    assert list(public.context["pledges"]) == []
 
 
 def test_releasing_needs_a_reason_and_an_open_pledge(need_a, donor, secretary_a, en_client_of):
