@@ -145,9 +145,7 @@ def _need_page(need: Need, form, user) -> dict:
     if the part that shows them is rendered: they are the same for everyone,
     so the page keeps that part ({% kept %}), for a logged-in donor too."""
     pledges = (
-        need.pledges.exclude(status__in=Pledge.GIVEN_BACK_STATUSES)
-        .select_related("donor")
-        .order_by("-created_at")[:50]
+        need.pledges.exclude(status__in=Pledge.GIVEN_BACK_STATUSES).select_related("donor").order_by("-created_at")[:50]
     )
     donor = user.donor_profile if user.is_authenticated else None
     return {
@@ -268,22 +266,20 @@ def my_pledges(request):
             cursor=request.GET.get("after"),
             size=PAGE_SIZE,
         )
-        context = {"page": page, "pledges": page.rows, "csrf_token": pagecache.CSRF_SLOT}
+        # Gifts staff recorded in the donor's name, waiting for their word,
+        # above the first page.
+        claims = (
+            GiftClaim.objects.filter(donor=donor, status=GiftClaim.Status.PENDING)
+            .select_related("transaction__area")
+            .order_by("-created_at")[:20]
+            if not request.GET.get("after")
+            else []
+        )
+        context = {"page": page, "pledges": page.rows, "claims": claims, "csrf_token": pagecache.CSRF_SLOT}
         return render_to_string("donations/my_pledges_body.html", context, request=request)
 
     body = pagecache.keep("my-pledges", (donor.pk, request.GET.get("after")), render_list, request=request)
-    # Gifts staff recorded in the donor's name, waiting for their word (not
-    # kept: few rows, and a page table they are not).
-    claims = (
-        GiftClaim.objects.filter(donor=donor, status=GiftClaim.Status.PENDING)
-        .select_related("transaction__area")
-        .order_by("-created_at")[:20]
-    )
-    return render(
-        request,
-        "donations/my_pledges.html",
-        {"body": body, "claims": claims, "verify_first": not donor.email_verified},
-    )
+    return render(request, "donations/my_pledges.html", {"body": body, "verify_first": not donor.email_verified})
 
 
 @donor_required

@@ -68,6 +68,7 @@ PAGE_TABLES = frozenset(
         "donations_ledgerbatch",
         "donations_arealedgertotal",
         "donations_pairing",
+        "donations_giftclaim",
         "cooperatives_cooperativemanager",
     }
 )

@@ -174,6 +174,8 @@ def test_a_gift_staff_record_in_a_donors_name_is_recorded_by_staff_until_the_don
     claim.refresh_from_db()
     assert claim.status == GiftClaim.Status.CONFIRMED and claim.decided_at is not None
     assert AuditEntry.objects.filter(action="gift.confirmed", actor=donor).count() == 1
+    # The kept "My pledges" shows the answer at once (the claims advance the page version).
+    assert confirm_url not in en_client_of(donor).get(reverse("donations:my-pledges")).content.decode()
     assert (
         "Confirmed by the donor"
         in en_client_of(county_reviewer).get(reverse("donations:ledger-audit")).content.decode()
