@@ -117,6 +117,15 @@ class ThanksForm(forms.Form):
     message = forms.CharField(label=_("Thank-you message"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
 
+class ReleaseForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Why is the pledge released?"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=500,
+        help_text=_("The donor is mailed this reason."),
+    )
+
+
 class DonorRegistrationForm(UserCreationForm):
     email = forms.EmailField(label=_("E-mail"), help_text=_("We send pledge news and password resets here."))
     kind = forms.ChoiceField(label=_("I give as"), choices=Donor.Kind.choices)

@@ -286,7 +286,7 @@ def ledger_audit(request):
     pools = LedgerAccount.objects.filter(kind=LedgerAccount.Kind.POOL, area__in=user.staff_areas).select_related("area")
     recent = (
         transactions_for_staff(user)
-        .select_related("need", "area", "recorded_by")
+        .select_related("need", "area", "recorded_by", "claim__donor")
         .prefetch_related("published")
         .order_by("-pk")[:30]
     )

@@ -40,6 +40,11 @@ class Donor(models.Model):
     )
     phone = models.CharField(_("phone"), max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The address the donor proved they read (by the signed link mailed to
+    # it); a change of the account's e-mail makes them unverified again.
+    verified_email = models.CharField(max_length=254, blank=True, default="", db_default="", editable=False)
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    verification_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("donor")
@@ -51,6 +56,12 @@ class Donor(models.Model):
     @property
     def public_name(self) -> str:
         return self.name if self.show_name else str(_("Anonymous donor"))
+
+    @property
+    def email_verified(self) -> bool:
+        """True while the account's current e-mail is the one verified."""
+        email = (self.user.email or "").strip().lower()
+        return bool(email) and self.verified_email.lower() == email
 
 
 def area_q(area: Area) -> Q:
@@ -287,8 +298,12 @@ class Pledge(models.Model):
         THANKED = "thanked", _("Thanked")
         CANCELLED = "cancelled", _("Cancelled")
         EXPIRED = "expired", _("Expired")
+        RELEASED = "released", _("Released")
 
     OPEN_STATUSES = (Status.PLEDGED, Status.SENT)
+    # Closed without anything arriving: the need got back what they held.
+    GIVEN_BACK_STATUSES = (Status.CANCELLED, Status.EXPIRED, Status.RELEASED)
+    HONOURED_STATUSES = (Status.RECEIVED, Status.DONE, Status.THANKED)
 
     need = models.ForeignKey(Need, on_delete=models.PROTECT, related_name="pledges")
     donor = models.ForeignKey(Donor, on_delete=models.PROTECT, related_name="pledges")
@@ -314,6 +329,12 @@ class Pledge(models.Model):
     received_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
+    # Released by staff or the village (or the schedule, with no one) because
+    # it was not being honoured; the donor is told the reason.
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    release_reason = models.CharField(_("reason for release"), max_length=500, blank=True, default="", db_default="")
 
     objects = PledgeQuerySet.as_manager()
 
@@ -323,6 +344,14 @@ class Pledge(models.Model):
         indexes = [
             models.Index(fields=["donor", "-created_at", "-id"], name="pledge_donor_idx"),
             models.Index(fields=["need", "status"], name="pledge_need_status_idx"),
+            # What a donor holds open (the limits), and the unpaid money
+            # pledges the schedule releases: small parts of a large table.
+            models.Index(fields=["donor"], condition=Q(status__in=["pledged", "sent"]), name="pledge_donor_open_idx"),
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status__in=["pledged", "sent"], amount__isnull=False),
+                name="pledge_money_open_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -360,7 +389,7 @@ class Pledge(models.Model):
         arrived once received, nothing once cancelled or expired."""
         if self.is_open:
             return self.size
-        if self.status in (self.Status.CANCELLED, self.Status.EXPIRED):
+        if self.status in self.GIVEN_BACK_STATUSES:
             return 0
         return self.received_amount if self.is_money else self.received_quantity
 
@@ -495,6 +524,33 @@ class LedgerOutbox(models.Model):
 
     def __str__(self):
         return f"pending {self.transaction_id}"
+
+
+class GiftClaim(models.Model):
+    """Staff say a gift they recorded came from a registered donor. The
+    ledger entry itself names no donor ("recorded by staff"); the gift is
+    the donor's only once the donor confirms it, and a donor may dispute it.
+    Nobody can attribute money to a person without that person's word."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Recorded by staff, awaiting the donor")
+        CONFIRMED = "confirmed", _("Confirmed by the donor")
+        DISPUTED = "disputed", _("Disputed by the donor")
+
+    transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="claim")
+    donor = models.ForeignKey(Donor, on_delete=models.PROTECT, related_name="gift_claims")
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PENDING)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("gift claim")
+        verbose_name_plural = _("gift claims")
+        indexes = [models.Index(fields=["donor", "-created_at", "-id"], name="gift_claim_donor_idx")]
+
+    def __str__(self):
+        return f"claim {self.transaction_id} → {self.donor_id} ({self.status})"
 
 
 class LedgerBatch(models.Model):

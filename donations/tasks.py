@@ -16,7 +16,7 @@ from sun_commune.errors import ActionRefused
 from sun_commune.mail import send_to_user
 
 from . import publication
-from .models import Need, Pairing, PairingInstallment, Pledge, period_of
+from .models import Donor, GiftClaim, Need, Pairing, PairingInstallment, Pledge, period_of
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,51 @@ def notify_goods_received(*, pledge_id: int) -> None:
     if p is None:
         return
     send_to_user(p.donor.user, "emails/gift_received", {"pledge": p, "need": p.need})
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_donor_verification(*, donor_id: int) -> None:
+    """Mail the donor the link that verifies their e-mail; the signed token
+    is made here, for the address the account has now."""
+    from .services import donors  # noqa: PLC0415 -- deferred: services import tasks
+
+    donor = Donor.objects.select_related("user").filter(pk=donor_id, user__is_active=True).first()
+    if donor is None or donor.email_verified or not donor.user.email:
+        return
+    send_to_user(donor.user, "emails/donor_verify", {"donor": donor, "token": donors.verification_token(donor)})
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def notify_pledge_released(*, pledge_id: int) -> None:
+    """Tell the donor their pledge was released, and why. Only public facts
+    of the household go into this mail."""
+    p = Pledge.objects.select_related("need__village", "need__household", "donor__user").filter(pk=pledge_id).first()
+    if p is None or p.status != Pledge.Status.RELEASED:
+        return
+    send_to_user(p.donor.user, "emails/pledge_released", {"pledge": p, "need": p.need})
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def notify_gift_claim(*, claim_id: int) -> None:
+    """Ask the donor to confirm (or dispute) a gift staff recorded in their name."""
+    claim = GiftClaim.objects.select_related("donor__user", "transaction__area").filter(pk=claim_id).first()
+    if claim is None or claim.status != GiftClaim.Status.PENDING:
+        return
+    send_to_user(claim.donor.user, "emails/gift_claim", {"claim": claim})
+
+
+@shared_task
+def release_unpaid_money_pledges() -> int:
+    """Beat (daily): release every money pledge with no transfer recorded
+    MONEY_PLEDGE_RELEASE_DAYS after it was made, one transaction each. Safe
+    to run twice or at once: the service locks each pledge and leaves one
+    that is no longer open as it is."""
+    from .services import pledges  # noqa: PLC0415 -- deferred: services import tasks
+
+    released = pledges.release_unpaid_money_pledges()
+    if released:
+        log.info("released %d unpaid money pledges", released)
+    return released
 
 
 @shared_task

@@ -36,11 +36,13 @@ from .forms import (
     NeedForm,
     PledgeForm,
     RejectForm,
+    ReleaseForm,
     SupermarketFilterForm,
     ThanksForm,
 )
-from .models import Need, Pledge, PublishedEntry
+from .models import GiftClaim, Need, Pledge, PublishedEntry
 from .services import donors
+from .services import money as money_services
 from .services import needs as need_services
 from .services import pledges as pledge_services
 
@@ -136,22 +138,22 @@ def need_detail(request, pk):
     form = None
     if need.is_open_for_pledges and request.user.is_authenticated and request.user.donor_profile:
         form = PledgeForm(need=need)
-    return render(request, "donations/need_detail.html", _need_page(need, form))
+    return render(request, "donations/need_detail.html", _need_page(need, form, request.user))
 
 
-def _need_page(need: Need, form) -> dict:
+def _need_page(need: Need, form, user) -> dict:
     """A need page's context. Its pledges and ledger entries are read only
     if the part that shows them is rendered: they are the same for everyone,
     so the page keeps that part ({% kept %}), for a logged-in donor too."""
     pledges = (
-        need.pledges.exclude(status__in=(Pledge.Status.CANCELLED, Pledge.Status.EXPIRED))
-        .select_related("donor")
-        .order_by("-created_at")[:50]
+        need.pledges.exclude(status__in=Pledge.GIVEN_BACK_STATUSES).select_related("donor").order_by("-created_at")[:50]
     )
+    donor = user.donor_profile if user.is_authenticated else None
     return {
         "need": need,
         "pledges": pledges,
         "form": form,
+        "verify_first": donor is not None and not donor.email_verified,
         "ledger": SimpleLazyObject(lambda: ledger_views.need_ledger(need)),
     }
 
@@ -178,7 +180,7 @@ def pledge_create(request, pk):
     if done:
         return done
     need.refresh_from_db()
-    return render(request, "donations/need_detail.html", _need_page(need, form), status=400)
+    return render(request, "donations/need_detail.html", _need_page(need, form, request.user), status=400)
 
 
 # --- Donors -----------------------------------------------------------------
@@ -196,7 +198,7 @@ def donor_register(request):
             request,
             form,
             lambda data: donors.register_donor(user=user, **data),
-            success=_("Welcome! You can now pledge to any open need."),
+            success=_("Welcome! We have mailed you a link: open it to verify your e-mail, then you can pledge."),
             next_url="donations:supermarket",
         )
         return done or render(request, "donations/donor_register.html", {"form": form})
@@ -240,6 +242,33 @@ def donor_register_confirm(request, uidb64, token):
 
 
 @donor_required
+def donor_verify_status(request):
+    """Whether the donor's e-mail is verified, and a button that mails the
+    link again."""
+    donor = request.user.donor_profile
+    if request.method == "POST":
+        act_on_button(
+            request,
+            lambda: donors.resend_verification(donor_id=donor.pk, by=request.user),
+            success=_("We have mailed you a new link. It is good for three days."),
+        )
+        return redirect("donations:donor-verify-status")
+    return render(request, "donations/donor_verify.html", {"donor": donor})
+
+
+def donor_verify(request, token):
+    """The link from the verification mail (it carries its own proof, so it
+    works whether or not the donor is logged in)."""
+    try:
+        donors.verify_email(token=token)
+    except ActionRefused as refusal:
+        messages.error(request, refusal.message)
+        return redirect("donations:donor-verify-status" if request.user.is_authenticated else "login")
+    messages.success(request, _("Thank you: your e-mail address is verified. You can pledge now."))
+    return redirect("donations:supermarket")
+
+
+@donor_required
 def my_pledges(request):
     donor = request.user.donor_profile
 
@@ -256,13 +285,39 @@ def my_pledges(request):
             cursor=request.GET.get("after"),
             size=PAGE_SIZE,
         )
-        context = {"page": page, "pledges": page.rows, "csrf_token": pagecache.CSRF_SLOT}
+        # Gifts staff recorded in the donor's name, waiting for their word,
+        # above the first page.
+        claims = (
+            GiftClaim.objects.filter(donor=donor, status=GiftClaim.Status.PENDING)
+            .select_related("transaction__area")
+            .order_by("-created_at")[:20]
+            if not request.GET.get("after")
+            else []
+        )
+        context = {"page": page, "pledges": page.rows, "claims": claims, "csrf_token": pagecache.CSRF_SLOT}
         return render_to_string("donations/my_pledges_body.html", context, request=request)
 
     body = pagecache.keep(
         "my-pledges", (donor.pk, request.GET.get("after")), render_list, request=request, private=True
     )
-    return render(request, "donations/my_pledges.html", {"body": body})
+    return render(request, "donations/my_pledges.html", {"body": body, "verify_first": not donor.email_verified})
+
+
+@donor_required
+@require_POST
+def gift_claim_decide(request, pk, decision):
+    if decision not in ("confirm", "dispute"):
+        raise Http404
+    claim = get_object_or_404(GiftClaim, pk=pk, donor__user=request.user)
+    confirm = decision == "confirm"
+    act_on_button(
+        request,
+        lambda: money_services.decide_gift_claim(claim_id=claim.pk, by=request.user, confirm=confirm),
+        success=_("Thank you: the gift is counted as yours.")
+        if confirm
+        else _("Thank you: the bureau will look into it."),
+    )
+    return redirect("donations:my-pledges")
 
 
 @donor_required
@@ -435,6 +490,30 @@ def pledge_confirm(request, pk):
         next_url="donations:village-needs",
     )
     return done or render(request, "donations/pledge_confirm.html", {"form": form, "pledge": pledge})
+
+
+def _release_page(request, pledge, next_url):
+    form = ReleaseForm(request.POST or None)
+    done = act_on_form(
+        request,
+        form,
+        lambda data: pledge_services.release_pledge(pledge_id=pledge.pk, by=request.user, reason=data["reason"]),
+        success=_("The pledge is released; the donor is told why."),
+        next_url=next_url,
+    )
+    return done or render(request, "donations/pledge_release.html", {"form": form, "pledge": pledge, "back": next_url})
+
+
+@secretary_required
+def pledge_release_village(request, pk):
+    """The village's secretary releases a pledge that is not being honoured."""
+    return _release_page(request, access.get_pledge_for_secretary(request.user, pk), "donations:village-needs")
+
+
+@staff_required
+def pledge_release_staff(request, pk):
+    """Bureau staff over the need's area release a pledge that is not being honoured."""
+    return _release_page(request, access.get_pledge_for_staff(request.user, pk), "donations:money-list")
 
 
 @secretary_required

@@ -71,6 +71,7 @@ PAGE_TABLES = frozenset(
         "donations_ledgerbatch",
         "donations_arealedgertotal",
         "donations_pairing",
+        "donations_giftclaim",
         "cooperatives_cooperativemanager",
     }
 )

@@ -7,6 +7,7 @@ SECRET_KEY, and every security setting is on.
 """
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -241,6 +242,10 @@ def _beat_schedule():
             "schedule": crontab(hour=LEDGER_CHECK_HOUR, minute=17),
         },
         "pairing-pledges": {"task": "donations.tasks.create_pairing_pledges", "schedule": PAIRING_INTERVAL_SECONDS},
+        "release-unpaid-pledges": {
+            "task": "donations.tasks.release_unpaid_money_pledges",
+            "schedule": crontab(hour=MONEY_PLEDGE_RELEASE_HOUR, minute=27),
+        },
         "check-loan-repayments": {
             "task": "cooperatives.tasks.check_loan_repayments",
             "schedule": crontab(hour=COOP_LOAN_CHECK_HOUR, minute=7),
@@ -276,6 +281,25 @@ PAGE_CACHE_SECONDS = min(int(os.environ.get("PAGE_CACHE_SECONDS", "20")), LEDGER
 FRAGMENT_LOCAL_BYTES = int(os.environ.get("FRAGMENT_LOCAL_BYTES", str(4 * 1024 * 1024)))
 LEDGER_BATCH_MAX = int(os.environ.get("LEDGER_BATCH_MAX", "50000"))
 LEDGER_CHECK_HOUR = int(os.environ.get("LEDGER_CHECK_HOUR", "2"))
+
+# --- Pledges that must be honoured ---------------------------------------------------
+
+# How long the link that verifies a donor's e-mail stays good.
+DONOR_VERIFY_MAX_AGE_SECONDS = int(os.environ.get("DONOR_VERIFY_MAX_AGE_SECONDS", str(3 * 24 * 3600)))
+# A donor is new until their account is PLEDGE_NEW_DONOR_DAYS old and
+# PLEDGE_NEW_DONOR_HONOURED of their pledges arrived; until then they hold
+# at most the _NEW limits open at once (count, and declared yuan), after
+# that the looser ones.
+PLEDGE_NEW_DONOR_DAYS = int(os.environ.get("PLEDGE_NEW_DONOR_DAYS", "30"))
+PLEDGE_NEW_DONOR_HONOURED = int(os.environ.get("PLEDGE_NEW_DONOR_HONOURED", "2"))
+PLEDGE_OPEN_LIMIT_NEW = int(os.environ.get("PLEDGE_OPEN_LIMIT_NEW", "3"))
+PLEDGE_OPEN_YUAN_LIMIT_NEW = Decimal(os.environ.get("PLEDGE_OPEN_YUAN_LIMIT_NEW", "2000"))
+PLEDGE_OPEN_LIMIT = int(os.environ.get("PLEDGE_OPEN_LIMIT", "20"))
+PLEDGE_OPEN_YUAN_LIMIT = Decimal(os.environ.get("PLEDGE_OPEN_YUAN_LIMIT", "100000"))
+# Money pledges with no transfer recorded this many days after they were
+# made are released (daily, at MONEY_PLEDGE_RELEASE_HOUR).
+MONEY_PLEDGE_RELEASE_DAYS = int(os.environ.get("MONEY_PLEDGE_RELEASE_DAYS", "14"))
+MONEY_PLEDGE_RELEASE_HOUR = int(os.environ.get("MONEY_PLEDGE_RELEASE_HOUR", "4"))
 
 # --- Cooperatives ------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.test import Client
+from django.utils import translation
 
 from households.models import Area
 
@@ -118,6 +119,31 @@ def client_of():
 
     def make(user):
         client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def english():
+    """Messages in English (the site's default is zh-Hans); pair it with
+    ``en_client_of`` and ``en_anonymous`` for pages."""
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def en_anonymous():
+    return Client(HTTP_ACCEPT_LANGUAGE="en")
+
+
+@pytest.fixture
+def en_client_of():
+    """``en_client_of(user)``: a test client logged in as ``user``, asking for English."""
+
+    def make(user):
+        client = Client(HTTP_ACCEPT_LANGUAGE="en")
         client.force_login(user)
         return client
 

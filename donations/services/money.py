@@ -13,23 +13,41 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from households.models import Area
+from sun_commune import audit
 from sun_commune.errors import ActionRefused
 from sun_commune.language import in_site_language
 from sun_commune.money import quantize_yuan
 
-from .. import ledger
+from .. import ledger, tasks
 from ..models import (
     Donor,
+    GiftClaim,
     LedgerTransaction,
     Need,
 )
+from .duties import AuditedRefusal, audits_refusals, same_person
 
 
+@audits_refusals
 @transaction.atomic
 def record_gift(*, by, area: Area, amount, reference: str, occurred_on: date, donor: Donor | None = None):
     """Bureau staff record an undirected gift into the pool of their area,
     with the transfer's reference (recording the same transfer twice is
-    refused, so a retry is safe)."""
+    refused, so a retry is safe).
+
+    Staff cannot put a gift in a registered donor's name: the entry names no
+    donor ("recorded by staff"), and a ``GiftClaim`` asks the donor, mailed
+    after commit, to confirm or dispute it. Nobody records a gift from
+    themselves (refused, with an audit entry)."""
+    if donor is not None and same_person(by, donor):
+        raise AuditedRefusal(
+            _("You cannot record a gift in your own name; other bureau staff must record it."),
+            actor=by,
+            action="ledger.refused_own_gift",
+            obj=donor,
+            changes={"reference": (reference or "").strip(), "amount": str(amount)},
+            field="donor",
+        )
     reference = (reference or "").strip()
     if not reference:
         raise ActionRefused(_("Enter the transfer's reference."), field="reference")
@@ -40,18 +58,50 @@ def record_gift(*, by, area: Area, amount, reference: str, occurred_on: date, do
         raise ActionRefused(_("This reference has already been recorded."), field="reference")
     try:
         with transaction.atomic():  # a concurrent use of the reference loses here, with a message
-            return ledger.post(
+            gift = ledger.post(
                 kind=LedgerTransaction.Kind.GIFT_IN,
                 legs=[(ledger.pool(area), amount), (ledger.income_money(), -amount)],
                 area=area,
                 by=by,
                 occurred_on=occurred_on,
-                donor=donor,
+                donor=None,
                 reference=reference,
                 purpose=in_site_language(gettext_lazy("Undirected gift to the pool")),
             )
     except IntegrityError:
         raise ActionRefused(_("This reference has already been recorded."), field="reference")
+    if donor is not None:
+        claim = GiftClaim.objects.create(transaction=gift, donor=donor, recorded_by=by)
+        audit.record(actor=by, action="gift.claimed", obj=claim, changes={"transaction": gift.pk, "donor": donor.pk})
+        transaction.on_commit(lambda: tasks.notify_gift_claim.delay(claim_id=claim.pk))
+    return gift
+
+
+@audits_refusals
+@transaction.atomic
+def decide_gift_claim(*, claim_id: int, by, confirm: bool) -> GiftClaim:
+    """The donor named by staff confirms the gift was theirs, or disputes it.
+    Only that donor may; anyone else is refused with an audit entry. Deciding
+    the same way twice changes nothing; a decision is not changed after."""
+    claim = GiftClaim.objects.select_for_update().select_related("donor__user").get(pk=claim_id)
+    if claim.donor.user_id != getattr(by, "pk", None):
+        raise AuditedRefusal(
+            _("Only the donor named can confirm or dispute this gift."),
+            actor=by,
+            action="gift.refused_decision",
+            obj=claim,
+            changes={"confirm": confirm},
+        )
+    wanted = GiftClaim.Status.CONFIRMED if confirm else GiftClaim.Status.DISPUTED
+    if claim.status == wanted:
+        return claim
+    if claim.status != GiftClaim.Status.PENDING:
+        raise ActionRefused(_("You have already answered for this gift."))
+    claim.status = wanted
+    claim.decided_at = timezone.now()
+    claim.save(update_fields=["status", "decided_at"])
+    audit.record(actor=by, action=f"gift.{wanted}", obj=claim, changes={"status": ["pending", wanted]})
+    return claim
 
 
 @transaction.atomic

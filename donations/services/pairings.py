@@ -459,6 +459,7 @@ def create_pairing_installment(*, pairing_id: int, today: date | None = None) ->
         donor=pairing.donor,
         amount=pairing.amount if pairing.is_money else None,
         quantity=None if pairing.is_money else pairing.quantity,
+        exempt="pairing",  # agreed by the village with the pairing
     )
     installment.need = need
     installment.pledge = gift

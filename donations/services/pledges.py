@@ -5,14 +5,19 @@ Rows are always locked in the same order — the need first, then its
 pledge — so that concurrent actions cannot deadlock.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from sun_commune import audit
 from sun_commune.errors import ActionRefused
+from sun_commune.language import in_site_language
 from sun_commune.money import quantize_yuan
 
 from .. import ledger, tasks
@@ -22,6 +27,7 @@ from ..models import (
     Need,
     Pledge,
 )
+from .duties import AuditedRefusal, audits_refusals, same_person
 from .needs import _count, _settle_status
 
 # Adds a pledge to its need's counter only if it still fits, and moves the
@@ -36,9 +42,17 @@ _TAKE = """
 """
 
 
+@audits_refusals
 @transaction.atomic
 def make_pledge(
-    *, need_id: int, donor: Donor, quantity: int | None = None, amount=None, message: str = "", need: Need | None = None
+    *,
+    need_id: int,
+    donor: Donor,
+    quantity: int | None = None,
+    amount=None,
+    message: str = "",
+    need: Need | None = None,
+    exempt: str = "",
 ) -> Pledge:
     """Pledge part or all of what a published need still lacks.
 
@@ -51,11 +65,30 @@ def make_pledge(
     held only from that UPDATE to the commit; the need's CHECK constraints
     refuse an over-pledge even if this code were wrong. Mails the village's
     secretary after commit.
+
+    Before that, the donor's row is locked (their pledges queue on it) and
+    the pledge refused, with an audit entry, if the donor posted the need
+    themselves or it would take them past what a donor may hold open at
+    once (``check_open_limits``). A donor whose e-mail is not verified is
+    refused. ``exempt`` names why a pledge is held to none of these (its
+    audit entry says so): "pairing" for a pairing's installment, which the
+    village agreed to with the pairing and posted itself; "demo" for the
+    demo's history.
     """
     if need is None or need.pk != need_id:
         need = Need.objects.get(pk=need_id)
     if not need.is_open_for_pledges:
         _refuse_closed(need)
+    if not exempt and need.created_by_id == donor.user_id:
+        raise AuditedRefusal(
+            _("You posted this need yourself: it has to be given by someone else."),
+            actor=donor.user,
+            action="pledge.refused_own_need",
+            obj=need,
+            changes={"donor": donor.pk},
+        )
+    if not exempt and not donor.email_verified:
+        raise ActionRefused(_("Verify your e-mail address before your first pledge."))
     if need.is_money:
         if amount is None:
             raise ActionRefused(_("Enter an amount."), field="amount")
@@ -68,6 +101,8 @@ def make_pledge(
             raise ActionRefused(_("Enter a quantity of at least 1."), field="quantity")
         size, declared, amount = quantity, quantize_yuan((need.unit_price or 0) * quantity), None
     _refuse_too_much(need, size)
+    if not exempt:
+        check_open_limits(donor, need, declared)
     new = Pledge.objects.create(
         need=need, donor=donor, quantity=quantity, amount=amount, declared_value=declared, message=message.strip()
     )
@@ -94,10 +129,67 @@ def make_pledge(
         actor=donor.user,
         action="pledge.created",
         obj=new,
-        changes={"need": need.pk, "quantity": quantity, "amount": amount, "need_status": row[0]},
+        changes={
+            "need": need.pk,
+            "quantity": quantity,
+            "amount": amount,
+            "need_status": row[0],
+            **({"exempt": exempt} if exempt else {}),
+        },
     )
     transaction.on_commit(lambda: tasks.notify_new_pledge.delay(pledge_id=new.pk))
     return new
+
+
+def open_limits(donor: Donor) -> tuple[int, Decimal, bool]:
+    """The most pledges, and declared yuan, ``donor`` may hold open at once,
+    and whether those are a new donor's limits: new until their account is
+    PLEDGE_NEW_DONOR_DAYS old and PLEDGE_NEW_DONOR_HONOURED gifts arrived."""
+    old_enough = donor.created_at <= timezone.now() - timedelta(days=settings.PLEDGE_NEW_DONOR_DAYS)
+    wanted = settings.PLEDGE_NEW_DONOR_HONOURED
+    honoured = (
+        old_enough
+        and Pledge.objects.filter(donor=donor, status__in=Pledge.HONOURED_STATUSES).values("pk")[:wanted].count()
+        >= wanted
+    )
+    if honoured:
+        return settings.PLEDGE_OPEN_LIMIT, settings.PLEDGE_OPEN_YUAN_LIMIT, False
+    return settings.PLEDGE_OPEN_LIMIT_NEW, settings.PLEDGE_OPEN_YUAN_LIMIT_NEW, True
+
+
+def check_open_limits(donor: Donor, need: Need, declared: Decimal) -> None:
+    """Refuse (with an audit entry) a pledge of ``declared`` yuan that would
+    take ``donor`` past what they may hold open. Locks the donor's row, so
+    that their pledges made at once are counted one after the other."""
+    Donor.objects.select_for_update().filter(pk=donor.pk).values_list("pk", flat=True).get()
+    held = Pledge.objects.open().filter(donor=donor).aggregate(n=Count("pk"), value=Sum("declared_value"))
+    count, value = held["n"], held["value"] or Decimal("0.00")
+    most, most_yuan, new = open_limits(donor)
+    facts = {"need": need.pk, "open": count, "open_value": value, "pledge_value": declared, "new_donor": new}
+    if count + 1 > most:
+        raise AuditedRefusal(
+            _(
+                "You already have %(n)s open pledges, the most a donor can hold at once. "
+                "Once one of them has arrived (or if you cancel one) you can pledge again."
+            )
+            % {"n": count},
+            actor=donor.user,
+            action="pledge.refused_limit",
+            obj=donor,
+            changes={**facts, "limit": most},
+        )
+    if value + declared > most_yuan:
+        raise AuditedRefusal(
+            _(
+                "Your open pledges would come to %(total)s yuan; a donor can hold at most %(limit)s yuan "
+                "open at once. Pledge less, or again once your gifts have arrived."
+            )
+            % {"total": quantize_yuan(value + declared), "limit": quantize_yuan(most_yuan)},
+            actor=donor.user,
+            action="pledge.refused_limit",
+            obj=donor,
+            changes={**facts, "limit_yuan": most_yuan},
+        )
 
 
 def _refuse_closed(need: Need):
@@ -132,18 +224,84 @@ def _release(need: Need, pledge: Pledge, status: str) -> None:
     pledge.save(update_fields=["status", "closed_at"])
 
 
+def _give_back(pledge_id: int, status: str, refusal) -> tuple[Need, Pledge, str | None]:
+    """Lock an open pledge and close it as ``status``, giving what it held
+    back to its need. Returns the need, the pledge and its old status (None
+    when it already was ``status``: nothing to do); refuses with
+    ``refusal`` when it is no longer open."""
+    need, p = _lock_pledge(pledge_id)
+    if p.status == status:
+        return need, p, None
+    if not p.is_open:
+        raise ActionRefused(refusal)
+    old = p.status
+    _release(need, p, status)
+    return need, p, old
+
+
 @transaction.atomic
 def cancel_pledge(*, pledge_id: int, by) -> Pledge:
     """Cancel an open pledge; what it held goes back to the need."""
-    need, p = _lock_pledge(pledge_id)
-    if p.status == Pledge.Status.CANCELLED:
+    need, p, old = _give_back(
+        pledge_id, Pledge.Status.CANCELLED, _("Only a pledge that has not arrived yet can be cancelled.")
+    )
+    if old is None:
         return p
-    if not p.is_open:
-        raise ActionRefused(_("Only a pledge that has not arrived yet can be cancelled."))
-    old = p.status
-    _release(need, p, Pledge.Status.CANCELLED)
     audit.record(actor=by, action="pledge.cancelled", obj=p, changes={"status": [old, "cancelled"]})
     return p
+
+
+@transaction.atomic
+def release_pledge(*, pledge_id: int, by, reason: str) -> Pledge:
+    """Release an open pledge that is not being honoured (bureau staff over
+    the need's area, the village's secretary, or the schedule with ``by``
+    None): what it held goes back to the need, as when it is cancelled. The
+    donor is mailed the reason after commit. Safe to call twice."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ActionRefused(_("Say why the pledge is released; the donor is told."), field="reason")
+    need, p, old = _give_back(
+        pledge_id, Pledge.Status.RELEASED, _("Only a pledge that has not arrived yet can be released.")
+    )
+    if old is None:
+        return p
+    p.released_by = by
+    p.release_reason = reason[:500]
+    p.save(update_fields=["released_by", "release_reason"])
+    audit.record(
+        actor=by,
+        action="pledge.released",
+        obj=p,
+        changes={"status": [old, "released"], "reason": p.release_reason, "need_status": need.status},
+    )
+    transaction.on_commit(lambda: tasks.notify_pledge_released.delay(pledge_id=p.pk))
+    return p
+
+
+def release_unpaid_money_pledges(*, now=None) -> int:
+    """Release every open money pledge made more than
+    MONEY_PLEDGE_RELEASE_DAYS ago, each in its own transaction; returns how
+    many. Running it twice releases nothing more: a released (or meanwhile
+    paid) pledge is no longer open and is left as it is."""
+    days = settings.MONEY_PLEDGE_RELEASE_DAYS
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    due = (
+        Pledge.objects.open()
+        .filter(amount__isnull=False, created_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    reason = in_site_language(gettext_lazy("No transfer was recorded within %(days)s days of the pledge.")) % {
+        "days": days
+    }
+    released = 0
+    for pledge_id in list(due.iterator(chunk_size=1000)):
+        try:
+            if release_pledge(pledge_id=pledge_id, by=None, reason=reason).status == Pledge.Status.RELEASED:
+                released += 1
+        except ActionRefused:
+            continue  # paid or cancelled since it was listed
+    return released
 
 
 @transaction.atomic
@@ -185,6 +343,13 @@ def _declared_value_received(need: Need, p: Pledge, quantity: int) -> Decimal:
     return quantize_yuan(p.declared_value * quantity / p.quantity)
 
 
+def _refuse_own_gift(p: Pledge, by, action: str, message) -> None:
+    """Nobody confirms or records their own gift (DESIGN.md rule 9)."""
+    if same_person(by, p.donor):
+        raise AuditedRefusal(message, actor=by, action=action, obj=p, changes={"donor": p.donor_id})
+
+
+@audits_refusals
 @transaction.atomic
 def confirm_receipt(*, pledge_id: int, by, quantity: int, photo=None, note: str = "") -> Pledge:
     """The secretary confirms how many of the pledged goods (or hours of
@@ -192,6 +357,12 @@ def confirm_receipt(*, pledge_id: int, by, quantity: int, photo=None, note: str 
     need; when everything needed has arrived the need is fulfilled. Mails the
     donor after commit. Safe to call twice."""
     need, p = _lock_pledge(pledge_id)
+    _refuse_own_gift(
+        p,
+        by,
+        "pledge.refused_own_receipt",
+        _("This is your own pledge: its arrival is confirmed by someone else (another secretary or bureau staff)."),
+    )
     done = Pledge.Status.DONE if need.kind == Need.Kind.SERVICE else Pledge.Status.RECEIVED
     if p.status == done:
         return p
@@ -235,6 +406,7 @@ def confirm_receipt(*, pledge_id: int, by, quantity: int, photo=None, note: str 
     return p
 
 
+@audits_refusals
 @transaction.atomic
 def record_money_received(*, pledge_id: int, by, amount, reference: str) -> Pledge:
     """Bureau staff record the transfer that paid a money pledge, with the
@@ -245,6 +417,12 @@ def record_money_received(*, pledge_id: int, by, amount, reference: str) -> Pled
     if not reference:
         raise ActionRefused(_("Enter the transfer's reference."), field="reference")
     need, p = _lock_pledge(pledge_id)
+    _refuse_own_gift(
+        p,
+        by,
+        "pledge.refused_own_money",
+        _("This is your own pledge: the transfer is recorded by other bureau staff."),
+    )
     if p.status == Pledge.Status.RECEIVED and p.transfer_reference == reference:
         return p
     if not need.is_money:

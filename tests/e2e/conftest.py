@@ -150,12 +150,18 @@ def e2e_reviewer(e2e_places):
 
 @pytest.fixture
 def e2e_donor(transactional_db):
-    """A donor from the city who chose to show her name."""
+    """A donor from the city who chose to show her name, with her e-mail
+    verified."""
     from donations.models import Donor
     from donations.services import donors
 
+    from ..factories import verify
+
     user = _user("li_donor", "li.donor@example.org")
-    return donors.register_donor(user=user, kind=Donor.Kind.PERSON, name="李女士", show_name=True)
+    donor = donors.register_donor(user=user, kind=Donor.Kind.PERSON, name="李女士", show_name=True)
+    verify(user)
+    donor.refresh_from_db()
+    return donor
 
 
 @pytest.fixture
