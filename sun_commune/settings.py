@@ -113,16 +113,24 @@ AUTH_USER_MODEL = "sun_commune.User"
 # cooperatives in one query (portal/backends.py).
 AUTHENTICATION_BACKENDS = ["portal.backends.RoleAwareBackend"]
 # Sessions are read from Redis and written through to PostgreSQL: a page
-# costs no session query, and a lost cache loses no session.
+# costs no session query, and a lost cache loses no session. With Redis out
+# of reach its reads are misses (sun_commune/cache.py), so sessions are read
+# from PostgreSQL.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Redis may go away (README, "Running it in production"): a call waits at
+# most this long for it, and after a failure each process leaves it alone
+# for REDIS_RETRY_SECONDS (cache misses, tasks left in the outbox).
+REDIS_TIMEOUT_SECONDS = float(os.environ.get("REDIS_TIMEOUT_SECONDS", "0.5"))
+REDIS_RETRY_SECONDS = float(os.environ.get("REDIS_RETRY_SECONDS", "5"))
 CACHES = {
     "default": {
         "BACKEND": "sun_commune.cache.RedisCache",
         "LOCATION": os.environ.get("CACHE_URL", REDIS_URL),
         "KEY_PREFIX": os.environ.get("CACHE_PREFIX", "sun"),
         "TIMEOUT": 300,
+        "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS},
     }
 }
 
