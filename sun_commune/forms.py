@@ -2,7 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.forms import PasswordResetForm
 from django.shortcuts import redirect
 
-from . import tasks
+from . import outbox, tasks
 from .errors import ActionRefused
 
 
@@ -12,7 +12,7 @@ class QueuedPasswordResetForm(PasswordResetForm):
 
     def save(self, **kwargs):
         for user in self.get_users(self.cleaned_data["email"]):
-            tasks.send_password_reset.delay(user_id=user.pk)
+            outbox.enqueue(tasks.send_password_reset, user_id=user.pk)
 
 
 # --- Forms that run an action -------------------------------------------------------

@@ -234,6 +234,13 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# Sending a task waits at most this long for the broker; a task that must
+# not be lost is in the outbox anyway (sun_commune/outbox.py).
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT_SECONDS * 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS * 2}
+# How long a task in the outbox may wait for its worker before the drain
+# (beat, and each worker as it starts) sends it again.
+OUTBOX_RESEND_SECONDS = int(os.environ.get("OUTBOX_RESEND_SECONDS", "60"))
 NEED_EXPIRY_INTERVAL_SECONDS = int(os.environ.get("NEED_EXPIRY_INTERVAL_SECONDS", "3600"))
 # How often the beat makes pairings' installments (each period's need and pledge) that are due.
 PAIRING_INTERVAL_SECONDS = int(os.environ.get("PAIRING_INTERVAL_SECONDS", "3600"))
@@ -249,6 +256,7 @@ def _beat_schedule():
             "task": "donations.tasks.check_ledger",
             "schedule": crontab(hour=LEDGER_CHECK_HOUR, minute=17),
         },
+        "drain-outbox": {"task": "sun_commune.outbox.drain_outbox", "schedule": OUTBOX_RESEND_SECONDS},
         "pairing-pledges": {"task": "donations.tasks.create_pairing_pledges", "schedule": PAIRING_INTERVAL_SECONDS},
         "check-loan-repayments": {
             "task": "cooperatives.tasks.check_loan_repayments",

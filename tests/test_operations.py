@@ -22,13 +22,14 @@ def test_healthz_answers_ok(anonymous, db):
     body = response.json()
     assert body["status"] == "ok"
     assert {body["database"], body["redis"], body["broker"]} == {"ok"}
+    assert body["outbox"] == 0
     assert "no-cache" in response["Cache-Control"]
 
 
 @pytest.mark.parametrize("setting", ["REDIS_URL", "CELERY_BROKER_URL"])
 def test_healthz_answers_200_degraded_without_redis(anonymous, db, settings, setting):
     """A load balancer keeps sending traffic: every page still renders from
-    PostgreSQL."""
+    PostgreSQL and tasks wait in the outbox."""
     setattr(settings, setting, "redis://127.0.0.1:1/0")  # nothing listens there
 
     response = anonymous.get("/healthz")

@@ -11,7 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from sun_commune import audit
+from sun_commune import audit, outbox
 from sun_commune.errors import ActionRefused
 from sun_commune.money import quantize_yuan
 
@@ -96,7 +96,7 @@ def make_pledge(
         obj=new,
         changes={"need": need.pk, "quantity": quantity, "amount": amount, "need_status": row[0]},
     )
-    transaction.on_commit(lambda: tasks.notify_new_pledge.delay(pledge_id=new.pk))
+    outbox.enqueue(tasks.notify_new_pledge, pledge_id=new.pk)
     return new
 
 
@@ -231,7 +231,7 @@ def confirm_receipt(*, pledge_id: int, by, quantity: int, photo=None, note: str 
         obj=p,
         changes={"status": [old, done], "quantity": quantity, "photo": bool(photo), "need_status": need.status},
     )
-    transaction.on_commit(lambda: tasks.notify_goods_received.delay(pledge_id=p.pk))
+    outbox.enqueue(tasks.notify_goods_received, pledge_id=p.pk)
     return p
 
 
@@ -288,7 +288,7 @@ def record_money_received(*, pledge_id: int, by, amount, reference: str) -> Pled
         obj=p,
         changes={"status": [old, "received"], "amount": amount, "reference": reference, "need_status": need.status},
     )
-    transaction.on_commit(lambda: tasks.notify_goods_received.delay(pledge_id=p.pk))
+    outbox.enqueue(tasks.notify_goods_received, pledge_id=p.pk)
     return p
 
 
