@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
+from cooperatives.tasks import pay_distribution
 from donations.services import pledges
 from donations.tasks import notify_new_pledge
 from sun_commune import outbox
@@ -246,6 +247,41 @@ def test_a_row_being_run_is_skipped_by_a_second_delivery(need_a, donor):
 
     assert outbox.run(row.pk) is True  # the first one died without marking it done
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_that_commits_itself_runs_once_under_the_rows_advisory_lock():
+    """The payments (and the import) open their own transactions: a second
+    delivery while the first runs does nothing, and a done row stays done."""
+    row = OutboxTask.objects.create(name=pay_distribution.name, kwargs={"distribution_id": 0, "by_id": None})
+    key = [outbox.ADVISORY_NAMESPACE, row.pk]
+    locked, release = threading.Event(), threading.Event()
+
+    def first_delivery_still_running():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s, %s)", key)
+                locked.set()
+                release.wait(10)
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_delivery_still_running)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        assert outbox.run(row.pk) is False
+        row.refresh_from_db()
+        assert row.done_at is None
+    finally:
+        release.set()
+        thread.join()
+
+    assert outbox.run(row.pk) is True
+    row.refresh_from_db()
+    assert row.done_at is not None
+    assert outbox.run(row.pk) is False
 
 
 def test_the_drain_leaves_young_rows_to_their_first_send_and_forgets_old_done_ones(db, settings):
