@@ -57,7 +57,8 @@ def notify_installment(*, installment_id: int, overdue: bool) -> int:
     return sent
 
 
-@shared_task
+# One transaction a line: the outbox runs it outside one.
+@shared_task(outbox_commits_itself=True)
 def pay_distribution(*, distribution_id: int, by_id: int | None, note: str = "") -> int:
     """Record every unpaid line of an approved distribution (each line once;
     safe to run again or after dying half-way)."""

@@ -12,7 +12,6 @@ from datetime import timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, Prefetch, Q, Sum
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from sun_commune import outbox
 from sun_commune.access import secretary_required, staff_required
 from sun_commune.errors import ActionRefused
 from sun_commune.forms import act_on_button, act_on_form
@@ -567,7 +567,7 @@ def distribution_pay_all(request, pk, dist):
         form = PaymentForm(request.POST)
         note = form.cleaned_data["note"] if form.is_valid() else ""
         user_id = request.user.pk
-        transaction.on_commit(lambda: tasks.pay_distribution.delay(distribution_id=dist.pk, by_id=user_id, note=note))
+        outbox.enqueue(tasks.pay_distribution, distribution_id=dist.pk, by_id=user_id, note=note)
         messages.success(request, _("The payments are being recorded; reload this page in a moment."))
     return redirect("cooperatives:distribution-detail", pk=coop.pk, dist=dist.pk)
 

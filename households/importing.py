@@ -33,7 +33,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from openpyxl import Workbook, load_workbook
 
-from sun_commune import audit, pagecache
+from sun_commune import audit, outbox, pagecache
 from sun_commune.models import AuditEntry
 from sun_commune.spreadsheets import append_row
 
@@ -850,7 +850,7 @@ def _run(job_id: int, progress: Progress) -> None:
         )
         if job.status == ImportJob.Status.DONE and job.created_count:
             area_id = job.area_id
-            transaction.on_commit(lambda: tasks.refresh_register_figures.delay(area_id=area_id))
+            outbox.enqueue(tasks.refresh_register_figures, area_id=area_id)
 
 
 def _write(job: ImportJob, checker: Checker, progress) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from sun_commune import audit
+from sun_commune import audit, outbox
 from sun_commune.errors import ActionRefused
 from sun_commune.language import in_site_language
 
@@ -387,5 +387,5 @@ def start_import(*, by, area: Area, filename: str, data: bytes, language: str = 
         obj=job,
         changes={"area": area.code, "file": job.filename, "bytes": len(data)},
     )
-    transaction.on_commit(lambda: tasks.run_import.delay(job_id=job.pk))
+    outbox.enqueue(tasks.run_import, job_id=job.pk)
     return job

@@ -7,7 +7,8 @@ from . import reports
 from .models import Area
 
 
-@shared_task(acks_late=True)
+# It opens its own outermost transaction: the outbox runs it outside one.
+@shared_task(acks_late=True, outbox_commits_itself=True)
 def run_import(*, job_id: int) -> None:
     """Check and import an uploaded file (households.importing.run): a run
     that dies half-way rolls back whole, and a second run finds the job

@@ -7,7 +7,6 @@ import tempfile
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Sum
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from sun_commune import audit, pagecache
+from sun_commune import audit, outbox, pagecache
 from sun_commune.access import staff_required
 from sun_commune.forms import act_on_form
 from sun_commune.limits import accepts_files
@@ -450,7 +449,7 @@ def report_refresh(request):
     if not form.is_valid():
         raise Http404
     area = form.cleaned_data["area"] or request.user.staff_areas[0]
-    transaction.on_commit(lambda: tasks.refresh_register_figures.delay(area_id=area.pk))
+    outbox.enqueue(tasks.refresh_register_figures, area_id=area.pk)
     messages.success(request, _("The figures are being counted again; reload the page in a minute."))
     return redirect(reverse("households:report") + f"?area={area.code}&year={form.cleaned_data['year']}")
 

@@ -1,9 +1,8 @@
 from django.contrib import messages
 from django.contrib.auth.forms import PasswordResetForm
-from django.db import transaction
 from django.shortcuts import redirect
 
-from . import audit, services, tasks
+from . import audit, outbox, services, tasks
 from .errors import ActionRefused
 from .models import MailRequest
 
@@ -21,8 +20,7 @@ class QueuedPasswordResetForm(PasswordResetForm):
         if not services.allow_typed_address_mail(kind=MailRequest.Kind.PASSWORD_RESET, email=email, client_ip=client):
             return
         for user in self.get_users(email):
-            user_id = user.pk
-            transaction.on_commit(lambda user_id=user_id: tasks.send_password_reset.delay(user_id=user_id))
+            outbox.enqueue(tasks.send_password_reset, user_id=user.pk)
 
 
 # --- Forms that run an action -------------------------------------------------------

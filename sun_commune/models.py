@@ -191,3 +191,27 @@ class MailRequest(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M} {self.kind}"
+
+
+class OutboxTask(models.Model):
+    """A Celery task that must not be lost (sun_commune/outbox.py): written
+    in the transaction of the change that asks for it, sent to the broker
+    after the commit, sent again by the drain until its run marks it done."""
+
+    name = models.CharField(max_length=200)
+    kwargs = models.JSONField(default=dict)
+    created = models.DateTimeField(auto_now_add=True)
+    # When the drain last sent it again (the first send, after the commit,
+    # writes nothing); how many times the drain did.
+    sent_at = models.DateTimeField(null=True, blank=True)
+    resends = models.PositiveIntegerField(default=0)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["created"], condition=Q(done_at__isnull=True), name="outbox_waiting_idx"),
+            models.Index(fields=["done_at"], condition=Q(done_at__isnull=False), name="outbox_done_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} {self.kwargs} {'done' if self.done_at else 'waiting'}"

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import audit, tasks
+from . import audit, outbox, tasks
 from .errors import ActionRefused
 from .models import AuditEntry, MailRequest, RoleGrant
 
@@ -82,8 +82,7 @@ def record_lockout(*, username: str, client_ip: str | None, account: bool, addre
                 "until": timezone.now() + settings.AXES_COOLOFF_TIME,
             },
         )
-        entry_id = entry.pk
-        transaction.on_commit(lambda entry_id=entry_id: tasks.notify_lockout.delay(entry_id=entry_id))
+        outbox.enqueue(tasks.notify_lockout, entry_id=entry.pk)
     return entry
 
 

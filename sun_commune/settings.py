@@ -114,16 +114,24 @@ AUTH_USER_MODEL = "sun_commune.User"
 # cooperatives in one query (portal/backends.py).
 AUTHENTICATION_BACKENDS = ["portal.backends.RoleAwareBackend"]
 # Sessions are read from Redis and written through to PostgreSQL: a page
-# costs no session query, and a lost cache loses no session.
+# costs no session query, and a lost cache loses no session. With Redis out
+# of reach its reads are misses (sun_commune/cache.py), so sessions are read
+# from PostgreSQL.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Redis may go away (README, "Running it in production"): a call waits at
+# most this long for it, and after a failure each process leaves it alone
+# for REDIS_RETRY_SECONDS (cache misses, tasks left in the outbox).
+REDIS_TIMEOUT_SECONDS = float(os.environ.get("REDIS_TIMEOUT_SECONDS", "0.5"))
+REDIS_RETRY_SECONDS = float(os.environ.get("REDIS_RETRY_SECONDS", "5"))
 CACHES = {
     "default": {
         "BACKEND": "sun_commune.cache.RedisCache",
         "LOCATION": os.environ.get("CACHE_URL", REDIS_URL),
         "KEY_PREFIX": os.environ.get("CACHE_PREFIX", "sun"),
         "TIMEOUT": 300,
+        "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS},
     }
 }
 
@@ -226,6 +234,13 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# Sending a task waits at most this long for the broker; a task that must
+# not be lost is in the outbox anyway (sun_commune/outbox.py).
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT_SECONDS * 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS * 2}
+# How long a task in the outbox may wait for its worker before the drain
+# (beat, and each worker as it starts) sends it again.
+OUTBOX_RESEND_SECONDS = int(os.environ.get("OUTBOX_RESEND_SECONDS", "60"))
 NEED_EXPIRY_INTERVAL_SECONDS = int(os.environ.get("NEED_EXPIRY_INTERVAL_SECONDS", "3600"))
 # How often the beat makes pairings' installments (each period's need and pledge) that are due.
 PAIRING_INTERVAL_SECONDS = int(os.environ.get("PAIRING_INTERVAL_SECONDS", "3600"))
@@ -241,6 +256,7 @@ def _beat_schedule():
             "task": "donations.tasks.check_ledger",
             "schedule": crontab(hour=LEDGER_CHECK_HOUR, minute=17),
         },
+        "drain-outbox": {"task": "sun_commune.outbox.drain_outbox", "schedule": OUTBOX_RESEND_SECONDS},
         "pairing-pledges": {"task": "donations.tasks.create_pairing_pledges", "schedule": PAIRING_INTERVAL_SECONDS},
         "release-unpaid-pledges": {
             "task": "donations.tasks.release_unpaid_money_pledges",

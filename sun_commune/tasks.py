@@ -7,6 +7,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from .mail import send_to_user
 from .models import AuditEntry
+from .outbox import deliver, drain_outbox  # noqa: F401 -- the worker finds the outbox's tasks here
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import OperationalError, connection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,22 +21,39 @@ def test_healthz_answers_ok(anonymous, db):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert {"database", "redis", "broker"} <= set(body)
-    assert set(body.values()) == {"ok"}
+    assert {body["database"], body["redis"], body["broker"]} == {"ok"}
+    assert body["outbox"] == 0
     assert "no-cache" in response["Cache-Control"]
 
 
 @pytest.mark.parametrize("setting", ["REDIS_URL", "CELERY_BROKER_URL"])
-def test_healthz_answers_503_without_redis(anonymous, db, settings, setting):
+def test_healthz_answers_200_degraded_without_redis(anonymous, db, settings, setting):
+    """A load balancer keeps sending traffic: every page still renders from
+    PostgreSQL and tasks wait in the outbox."""
     setattr(settings, setting, "redis://127.0.0.1:1/0")  # nothing listens there
 
     response = anonymous.get("/healthz")
 
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["redis" if setting == "REDIS_URL" else "broker"].startswith("error")
+    assert body["database"] == "ok"
+
+
+def test_healthz_answers_503_without_postgresql(anonymous, db, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    with monkeypatch.context() as patch:  # undone before the test's rollback
+        patch.setattr(connection, "cursor", refuse)
+        response = anonymous.get("/healthz")
+
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "error"
-    assert body["redis" if setting == "REDIS_URL" else "broker"].startswith("error")
-    assert body["database"] == "ok"
+    assert body["database"] == "error: OperationalError"
+    assert body["redis"] == "ok"
 
 
 def manage(*args, env: dict) -> subprocess.CompletedProcess:

@@ -27,13 +27,9 @@ WAIT_SECONDS = 20
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(scope="module")
-def worker(django_db_setup, tmp_path_factory):
-    """A Celery worker on a queue of its own, on the test database, writing
-    mail into a directory; stopped when the module's tests are done."""
-    queue = f"sun_commune_test_{uuid.uuid4().hex[:12]}"
-    mail_dir = tmp_path_factory.mktemp("worker-mail")
-    log_path = mail_dir.parent / f"{mail_dir.name}-worker.log"
+def start_worker(queue: str, mail_dir: Path, log_path: Path, **env) -> subprocess.Popen:
+    """A Celery worker process on ``queue`` and the test database, writing
+    mail into ``mail_dir``; ``env`` adds to (or overrides) its environment."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -43,10 +39,11 @@ def worker(django_db_setup, tmp_path_factory):
         "DATABASE_URL": f"postgres:///{settings.DATABASES['default']['NAME']}",
         "DB_CONN_MAX_AGE": "0",
         "PYTHONPATH": str(ROOT),
+        **env,
     }
     celery = Path(sys.executable).with_name("celery")
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [
                 str(celery),
                 "-A",
@@ -66,15 +63,29 @@ def worker(django_db_setup, tmp_path_factory):
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def worker(django_db_setup, tmp_path_factory):
+    """A Celery worker on a queue of its own, on the test database, writing
+    mail into a directory; stopped when the module's tests are done."""
+    queue = f"sun_commune_test_{uuid.uuid4().hex[:12]}"
+    mail_dir = tmp_path_factory.mktemp("worker-mail")
+    log_path = mail_dir.parent / f"{mail_dir.name}-worker.log"
+    process = start_worker(queue, mail_dir, log_path)
     try:
         yield SimpleNamespace(queue=queue, mail_dir=mail_dir, process=process, log_path=log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_worker(process)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from sun_commune import audit
+from sun_commune import audit, outbox
 from sun_commune.errors import ActionRefused
 from sun_commune.money import quantize_yuan
 
@@ -197,7 +197,7 @@ def remind_installment(*, installment_id: int) -> bool:
         obj=installment.loan,
         changes={"installment": installment.number, "due_on": installment.due_on},
     )
-    transaction.on_commit(lambda: tasks.notify_installment.delay(installment_id=installment_id, overdue=False))
+    outbox.enqueue(tasks.notify_installment, installment_id=installment_id, overdue=False)
     return True
 
 
@@ -224,5 +224,5 @@ def flag_overdue(*, installment_id: int) -> bool:
         obj=loan,
         changes={"installment": installment.number, "due_on": installment.due_on, "status": [old, loan.status]},
     )
-    transaction.on_commit(lambda: tasks.notify_installment.delay(installment_id=installment_id, overdue=True))
+    outbox.enqueue(tasks.notify_installment, installment_id=installment_id, overdue=True)
     return True

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from households.models import Household
-from sun_commune import audit
+from sun_commune import audit, outbox
 from sun_commune.errors import ActionRefused
 from sun_commune.money import CENT
 
@@ -189,7 +189,7 @@ def add_member(
         },
     )
     if requested:
-        transaction.on_commit(lambda: tasks.notify_membership_requested.delay(member_id=member.pk))
+        outbox.enqueue(tasks.notify_membership_requested, member_id=member.pk)
     return member
 
 
@@ -269,7 +269,7 @@ def confirm_membership(*, by, member_id: int, basis: str) -> Member:
         obj=member,
         changes={"cooperative": member.cooperative_id, "number": member.number, "basis": basis},
     )
-    transaction.on_commit(lambda: tasks.notify_membership_decided.delay(member_id=member.pk))
+    outbox.enqueue(tasks.notify_membership_decided, member_id=member.pk)
     return member
 
 
@@ -294,7 +294,7 @@ def decline_membership(*, by, member_id: int) -> Member:
         obj=member,
         changes={"cooperative": member.cooperative_id, "number": member.number},
     )
-    transaction.on_commit(lambda: tasks.notify_membership_decided.delay(member_id=member.pk))
+    outbox.enqueue(tasks.notify_membership_decided, member_id=member.pk)
     return member
 
 

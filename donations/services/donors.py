@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from sun_commune import audit
+from sun_commune import audit, outbox
 from sun_commune import services as base_services
 from sun_commune.errors import ActionRefused
 from sun_commune.models import MailRequest
@@ -40,7 +40,7 @@ def register_donor(
     )
     audit.record(actor=user, action="donor.registered", obj=donor, changes={"kind": kind, "show_name": show_name})
     if user.email and mail_verification:
-        transaction.on_commit(lambda: tasks.send_donor_verification.delay(donor_id=donor.pk))
+        outbox.enqueue(tasks.send_donor_verification, donor_id=donor.pk)
     return donor
 
 
@@ -64,7 +64,7 @@ def resend_verification(*, donor_id: int, by) -> Donor:
     donor.verification_sent_at = now
     donor.save(update_fields=["verification_sent_at"])
     audit.record(actor=by, action="donor.verification_sent", obj=donor, changes={})
-    transaction.on_commit(lambda: tasks.send_donor_verification.delay(donor_id=donor.pk))
+    outbox.enqueue(tasks.send_donor_verification, donor_id=donor.pk)
     return donor
 
 
@@ -147,8 +147,7 @@ def register_account(
     if owner is not None:
         unconfirmed = not owner.is_active and owner.last_login is None and owner.donor_profile is not None
         task = tasks.send_registration_link if unconfirmed else tasks.notify_registration_attempt
-        owner_id = owner.pk
-        transaction.on_commit(lambda: task.delay(user_id=owner_id))
+        outbox.enqueue(task, user_id=owner.pk)
         return
     if users.filter(username__iexact=username).exists():
         return
@@ -156,7 +155,7 @@ def register_account(
     user.set_password(password)
     user.save()
     register_donor(user=user, kind=kind, name=name, show_name=show_name, phone=phone, mail_verification=False)
-    transaction.on_commit(lambda: tasks.send_registration_link.delay(user_id=user.pk))
+    outbox.enqueue(tasks.send_registration_link, user_id=user.pk)
 
 
 @transaction.atomic

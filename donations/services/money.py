@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from households.models import Area
-from sun_commune import audit
+from sun_commune import audit, outbox
 from sun_commune.errors import ActionRefused
 from sun_commune.language import in_site_language
 from sun_commune.money import quantize_yuan
@@ -73,7 +73,7 @@ def record_gift(*, by, area: Area, amount, reference: str, occurred_on: date, do
     if donor is not None:
         claim = GiftClaim.objects.create(transaction=gift, donor=donor, recorded_by=by)
         audit.record(actor=by, action="gift.claimed", obj=claim, changes={"transaction": gift.pk, "donor": donor.pk})
-        transaction.on_commit(lambda: tasks.notify_gift_claim.delay(claim_id=claim.pk))
+        outbox.enqueue(tasks.notify_gift_claim, claim_id=claim.pk)
     return gift
 
 

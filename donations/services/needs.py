@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from households.models import Area
-from sun_commune import audit, search
+from sun_commune import audit, outbox, search
 from sun_commune.errors import ActionRefused
 from sun_commune.language import in_site_language
 from sun_commune.money import quantize_yuan
@@ -146,7 +146,7 @@ def publish_need(*, need_id: int, by) -> Need:
     need.reviewed_by = by
     need.save(update_fields=["status", "published_at", "reviewed_by"])
     audit.record(actor=by, action="need.published", obj=need, changes={"status": ["submitted", "published"]})
-    transaction.on_commit(lambda: tasks.notify_need_reviewed.delay(need_id=need.pk))
+    outbox.enqueue(tasks.notify_need_reviewed, need_id=need.pk)
     return need
 
 
@@ -166,7 +166,7 @@ def reject_need(*, need_id: int, by, reason: str) -> Need:
     audit.record(
         actor=by, action="need.rejected", obj=need, changes={"status": ["submitted", "rejected"], "reason": reason}
     )
-    transaction.on_commit(lambda: tasks.notify_need_reviewed.delay(need_id=need.pk))
+    outbox.enqueue(tasks.notify_need_reviewed, need_id=need.pk)
     return need
 
 

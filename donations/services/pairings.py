@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from households.models import Area
-from sun_commune import audit
+from sun_commune import audit, outbox
 from sun_commune.errors import ActionRefused
 from sun_commune.language import in_site_language
 from sun_commune.money import quantize_yuan
@@ -133,7 +133,7 @@ def _pairing_terms(pairing: Pairing) -> dict:
 
 
 def _notify_pairing(pairing: Pairing, event: str, to: str) -> None:
-    transaction.on_commit(lambda: tasks.notify_pairing.delay(pairing_id=pairing.pk, event=event, to=to))
+    outbox.enqueue(tasks.notify_pairing, pairing_id=pairing.pk, event=event, to=to)
 
 
 @transaction.atomic

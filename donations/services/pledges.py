@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from sun_commune import audit
+from sun_commune import audit, outbox
 from sun_commune.errors import ActionRefused
 from sun_commune.language import in_site_language
 from sun_commune.money import quantize_yuan
@@ -137,7 +137,7 @@ def make_pledge(
             **({"exempt": exempt} if exempt else {}),
         },
     )
-    transaction.on_commit(lambda: tasks.notify_new_pledge.delay(pledge_id=new.pk))
+    outbox.enqueue(tasks.notify_new_pledge, pledge_id=new.pk)
     return new
 
 
@@ -274,7 +274,7 @@ def release_pledge(*, pledge_id: int, by, reason: str) -> Pledge:
         obj=p,
         changes={"status": [old, "released"], "reason": p.release_reason, "need_status": need.status},
     )
-    transaction.on_commit(lambda: tasks.notify_pledge_released.delay(pledge_id=p.pk))
+    outbox.enqueue(tasks.notify_pledge_released, pledge_id=p.pk)
     return p
 
 
@@ -402,7 +402,7 @@ def confirm_receipt(*, pledge_id: int, by, quantity: int, photo=None, note: str 
         obj=p,
         changes={"status": [old, done], "quantity": quantity, "photo": bool(photo), "need_status": need.status},
     )
-    transaction.on_commit(lambda: tasks.notify_goods_received.delay(pledge_id=p.pk))
+    outbox.enqueue(tasks.notify_goods_received, pledge_id=p.pk)
     return p
 
 
@@ -466,7 +466,7 @@ def record_money_received(*, pledge_id: int, by, amount, reference: str) -> Pled
         obj=p,
         changes={"status": [old, "received"], "amount": amount, "reference": reference, "need_status": need.status},
     )
-    transaction.on_commit(lambda: tasks.notify_goods_received.delay(pledge_id=p.pk))
+    outbox.enqueue(tasks.notify_goods_received, pledge_id=p.pk)
     return p
 
 
