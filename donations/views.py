@@ -81,7 +81,7 @@ def _search_page(needs, condition, *, order, descending, cursor):
     return page
 
 
-@public_page
+@public_page(reads=(SupermarketFilterForm, "after"))
 def supermarket(request):
     form = SupermarketFilterForm(request.GET or None)
     valid = form.is_bound and form.is_valid()
