@@ -25,22 +25,28 @@ def _has_nul(data) -> bool:
     return any("\x00" in key or any("\x00" in value for value in values) for key, values in data.lists())
 
 
-def asks_nul(request) -> bool:
-    if "\x00" in request.path_info or _has_nul(request.GET):
-        return True
-    if request.method == "POST" and request.content_type == FORM_TYPE:
-        return _has_nul(request.POST)
-    return False
-
-
 class RejectNulMiddleware:
+    """The path and query string are looked at first; a form's body only in
+    ``process_view``, after the body's size was checked against the view's
+    limit (sun_commune.limits, earlier in MIDDLEWARE), so that nothing here
+    reads a body that is to be refused unread."""
+
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if asks_nul(request):
-            return render(request, "400.html", status=400)
+        if "\x00" in request.path_info or _has_nul(request.GET):
+            return _refuse(request)
         return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.method == "POST" and request.content_type == FORM_TYPE and _has_nul(request.POST):
+            return _refuse(request)
+        return None
+
+
+def _refuse(request):
+    return render(request, "400.html", status=400)
 
 
 def _private(request) -> bool:

@@ -183,3 +183,17 @@ def test_rejecting_a_need_no_longer_awaiting_review_says_so_on_the_form(need_a, 
     assert response.context["form"].errors
     need_a.refresh_from_db()
     assert need_a.status == Need.Status.PUBLISHED
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/accounts/login/", f"/{settings.ADMIN_URL}login/"])
+def test_an_overlong_username_is_refused_with_a_message(path):
+    """Found by the fuzz pass: the login throttle kept the typed name in 255
+    characters, and a longer one was a 500."""
+    response = Client().post(
+        path,
+        urlencode({"username": "x" * 5000, "password": "x"}),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["username"]
