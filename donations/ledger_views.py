@@ -54,7 +54,7 @@ def filter_query(request) -> str:
 
 
 @require_GET
-@public_page
+@public_page(reads=(LedgerFilterForm, "after"))
 def ledger_list(request):
     form = LedgerFilterForm(request.GET or None)
     entries = PublishedEntry.objects.all()
@@ -86,7 +86,7 @@ def ledger_list(request):
 
 
 @require_GET
-@public_page
+@public_page(reads=("area",))
 def ledger_totals(request):
     """Totals of the published ledger for an area and each area under it."""
     area_id = request.GET.get("area")

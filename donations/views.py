@@ -84,7 +84,7 @@ def _search_page(needs, condition, *, order, descending, cursor):
     return page
 
 
-@public_page
+@public_page(reads=(SupermarketFilterForm, "after"))
 def supermarket(request):
     form = SupermarketFilterForm(request.GET or None)
     valid = form.is_bound and form.is_valid()
@@ -549,20 +549,25 @@ def review_list(request):
 @staff_required
 def need_review(request, pk):
     need = access.get_need_for_staff(request.user, pk)
-    form = RejectForm(request.POST or None) if request.POST.get("decision") == "reject" else RejectForm()
-    if request.method == "POST":
-        try:
-            if request.POST.get("decision") == "publish":
-                need_services.publish_need(need_id=need.pk, by=request.user)
-                messages.success(request, _("Published: the need is now in the supermarket."))
-                return redirect("donations:review-list")
-            if form.is_valid():
-                need_services.reject_need(need_id=need.pk, by=request.user, reason=form.cleaned_data["reason"])
-                messages.success(request, _("Rejected; the village sees your reason."))
-                return redirect("donations:review-list")
-        except ActionRefused as refusal:
-            refusal.add_to(form)
-    return render(request, "donations/need_review.html", {"need": need, "form": form})
+    decision = request.POST.get("decision")
+    form = RejectForm(request.POST) if request.method == "POST" and decision == "reject" else RejectForm()
+    if request.method == "POST" and decision == "publish":
+        # The publish button posts no fields: a refusal (the need is no
+        # longer awaiting review) is said above the page, not on the form.
+        published = act_on_button(
+            request,
+            lambda: need_services.publish_need(need_id=need.pk, by=request.user),
+            success=_("Published: the need is now in the supermarket."),
+        )
+        return redirect("donations:review-list" if published else request.path)
+    done = act_on_form(
+        request,
+        form,
+        lambda data: need_services.reject_need(need_id=need.pk, by=request.user, reason=data["reason"]),
+        success=_("Rejected; the village sees your reason."),
+        next_url="donations:review-list",
+    )
+    return done or render(request, "donations/need_review.html", {"need": need, "form": form})
 
 
 @staff_required

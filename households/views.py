@@ -82,6 +82,7 @@ LIST_COLUMNS = (
 
 
 @login_required
+@pagecache.reads(HouseholdFilterForm, "after")
 def household_list(request):
     user = request.user
     _keeper_required(user)
@@ -127,9 +128,10 @@ def household_list(request):
         }
         return render_to_string("households/household_list_body.html", context, request=request)
 
-    # Kept for each person (their areas are theirs) and query string.
+    # Kept for each person (their areas are theirs) and what the list reads
+    # of the query (only its filters and cursor are left in request.GET).
     body = pagecache.keep(
-        "household-list", (user.pk, sorted(request.GET.lists())), render_list, request=request, private=True
+        "household-list", (user.pk, request.GET.urlencode()), render_list, request=request, private=True
     )
     return render(request, "households/household_list.html", {"body": body})
 

@@ -6,15 +6,17 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from sun_commune import views as base_views
-from sun_commune.forms import QueuedPasswordResetForm
+from sun_commune.forms import AdminLoginForm, LoginForm, QueuedPasswordResetForm
 
 from . import views
+
+admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", base_views.healthz, name="healthz"),
     path("bench/reference/", views.bench_reference, name="bench-reference"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password-reset/",

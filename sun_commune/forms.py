@@ -1,10 +1,32 @@
 from django.contrib import messages
-from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.core.validators import MaxLengthValidator
 from django.shortcuts import redirect
 
 from . import audit, outbox, services, tasks
 from .errors import ActionRefused
 from .models import MailRequest
+
+
+class _NoOverlongUsername:
+    """Django's login form sets the username's max_length but never checks
+    it, so a name of thousands of characters went on to the login throttle,
+    which keeps the name typed in 255 characters: a 500. It is refused here,
+    with Django's own message, before any account is looked up."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["username"]
+        field.validators.append(MaxLengthValidator(field.max_length))
+
+
+class LoginForm(_NoOverlongUsername, AuthenticationForm):
+    pass
+
+
+class AdminLoginForm(_NoOverlongUsername, AdminAuthenticationForm):
+    pass
 
 
 class QueuedPasswordResetForm(PasswordResetForm):

@@ -6,7 +6,8 @@ list with its pager, a need's pledges — for everyone (:func:`keep`, and
 ``{% kept %}`` in templates). Both are kept under one key:
 
     the page version · the templates' digest · the language · the part's
-    name · what the request asks (who is asking, the host, the query string)
+    name · what the request asks (who is asking, the host, the query
+    parameters the page reads)
 
 and live at most ``PAGE_CACHE_SECONDS`` from when they were rendered.
 
@@ -25,6 +26,11 @@ explicitly where a service writes such a table without the ORM's save
 (a conditional UPDATE, ``bulk_create``, COPY). ``PAGE_CACHE_SECONDS`` bounds
 whatever else could go wrong.
 
+A page declares the query parameters it reads (``public_page(reads=…)``,
+``reads(…)``: names, or a form whose fields they are); the view sees only
+those, in one order, so a parameter it does not read (``?junk=1``) neither
+changes the page nor makes a new key.
+
 A kept copy carries no one's CSRF token (a slot that each request fills with
 its own) and no session: pages for a logged-in person, or with flash
 messages, are never kept whole.
@@ -42,8 +48,9 @@ from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.middleware.csrf import get_token
+from django.utils.encoding import escape_uri_path
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
@@ -248,6 +255,53 @@ def keep(name: str, asks, render, *, request=None, private=False) -> SafeString:
     return mark_safe(with_token(html, request) if request is not None else html)
 
 
+# --- What the request asks --------------------------------------------------------
+
+
+def _names(reads) -> frozenset:
+    names = set()
+    for item in reads:
+        names |= set(item.base_fields) if isinstance(item, type) else {item}
+    return frozenset(names)
+
+
+def only_asked(request, names) -> None:
+    """Leave in ``request.GET`` only the parameters ``names``, sorted by
+    name: what the page reads, said one way."""
+    asked = QueryDict(mutable=True)
+    for name in sorted(names & request.GET.keys()):
+        asked.setlist(name, request.GET.getlist(name))
+    asked._mutable = False
+    request.GET = asked
+    request.sun_asked = asked.urlencode()
+
+
+def asked_path(request) -> str:
+    """The page's path and the query it reads (the whole query string for a
+    view that declared nothing)."""
+    asked = getattr(request, "sun_asked", None)
+    if asked is None:
+        return request.get_full_path()
+    return escape_uri_path(request.path) + (f"?{asked}" if asked else "")
+
+
+def reads(*names):
+    """Decorate a view that reads only the query parameters ``names`` (a
+    name, or a form class: its fields)."""
+    wanted = _names(names)
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            only_asked(request, wanted)
+            return view(request, *args, **kwargs)
+
+        wrapper.reads = wanted
+        return wrapper
+
+    return decorate
+
+
 # --- Public pages kept whole -----------------------------------------------------
 
 
@@ -260,14 +314,22 @@ def _cacheable(request) -> bool:
     )
 
 
-def public_page(view):
-    """Keep the view's page whole for visitors who are not logged in."""
+def public_page(view=None, *, reads=()):
+    """Keep the view's page whole for visitors who are not logged in. The
+    view reads only the query parameters ``reads`` (names or form classes),
+    for everyone: the key holds those and nothing else of the query."""
+    if view is None:
+        return lambda view: _public_page(view, _names(reads))
+    return _public_page(view, _names(reads))
 
+
+def _public_page(view, wanted):
     @wraps(view)
     def wrapper(request, *args, **kwargs):
+        only_asked(request, wanted)
         if not _cacheable(request):
             return view(request, *args, **kwargs)
-        k = key("page", (request.get_host(), request.get_full_path()), request)
+        k = key("page", (request.get_host(), asked_path(request)), request)
         kept = cache.get(k)
         if kept is not None:
             content_type, body = kept
@@ -279,4 +341,5 @@ def public_page(view):
         return response
 
     wrapper.kept_page = True
+    wrapper.reads = wanted
     return wrapper

@@ -369,6 +369,38 @@ SESSION_COOKIE_HTTPONLY = True
 LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 
+# --- Headers: Content-Security-Policy and private pages (issue 14) -------------
+
+# No inline script and no inline style anywhere: every script and style sheet
+# is a file under static/. Pages are kept whole in the cache, so a nonce in
+# one would be served again to everyone: there are none. Bootstrap's CSS draws
+# some icons from data: URIs, which img-src allows.
+INSTALLED_APPS += ["csp"]
+# A NUL byte in the path, query string or a form is refused with a 400 before
+# any view reads it (PostgreSQL cannot take one in a string); after the
+# messages middleware, so that the page it answers has the layout.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
+    "sun_commune.middleware.RejectNulMiddleware",
+)
+# Every response for a logged-in person, or one with a session, is marked
+# "Cache-Control: private, no-store" unless the view chose its caching.
+MIDDLEWARE += ["csp.middleware.CSPMiddleware", "sun_commune.middleware.PrivatePagesMiddleware"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
 # --- Forms --------------------------------------------------------------------
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"

@@ -35,7 +35,7 @@ class KeptNode(template.Node):
 
         html = pagecache.keep(self.name, [v.resolve(context) for v in self.values], render, request=request)
         if request is not None:
-            html = html.replace(_PATH, escape(request.get_full_path()))
+            html = html.replace(_PATH, escape(pagecache.asked_path(request)))
         return mark_safe(html)
 
 

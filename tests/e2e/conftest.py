@@ -48,21 +48,45 @@ def e2e_browser():
             browser.close()
 
 
-class Persona:
-    """A browser context and its one page, watching for server errors and
-    JavaScript errors so that a test can assert none happened."""
+# Every page reports what its Content-Security-Policy blocked to the console,
+# where the persona collects it (the browser's own "Refused to …" messages
+# are collected too).
+CSP_WATCH = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline")
+    + " at " + e.documentURI + (e.sample ? " (" + e.sample + ")" : ""));
+});
+"""
 
-    def __init__(self, browser, base_url: str, locale: str):
-        self.context = browser.new_context(base_url=base_url, locale=locale, viewport={"width": 1280, "height": 900})
+
+class Persona:
+    """A browser context and its one page, watching for server errors,
+    JavaScript errors, pages without a Content-Security-Policy and anything
+    the policy blocked, so that a test can assert none happened."""
+
+    def __init__(self, browser, base_url: str, locale: str, width: int = 1280):
+        self.context = browser.new_context(base_url=base_url, locale=locale, viewport={"width": width, "height": 900})
         self.context.set_default_timeout(TIMEOUT_MS)
+        self.context.add_init_script(CSP_WATCH)
         self.page = self.context.new_page()
         self.problems: list[str] = []
+        self.pages: list[str] = []
         self.page.on("response", self._on_response)
         self.page.on("pageerror", lambda error: self.problems.append(f"JavaScript error: {error}"))
+        self.page.on("console", self._on_console)
 
     def _on_response(self, response):
         if response.status >= 400 and not response.url.endswith("/favicon.ico"):
             self.problems.append(f"{response.status} {response.request.method} {response.url}")
+        if response.request.resource_type == "document" and response.status == 200:
+            self.pages.append(response.url)
+            if "content-security-policy" not in response.headers:
+                self.problems.append(f"no Content-Security-Policy on {response.url}")
+
+    def _on_console(self, message):
+        text = message.text
+        if text.startswith("CSP violation") or "Content Security Policy" in text:
+            self.problems.append(text)
 
     def close(self):
         self.context.close()
@@ -74,8 +98,8 @@ def e2e_persona(e2e_browser, live_server):
     the live server (Chinese by default, as the site's users are)."""
     opened: list[Persona] = []
 
-    def open_persona(locale: str = "zh-CN") -> Persona:
-        persona = Persona(e2e_browser, live_server.url, locale)
+    def open_persona(locale: str = "zh-CN", width: int = 1280) -> Persona:
+        persona = Persona(e2e_browser, live_server.url, locale, width)
         opened.append(persona)
         return persona
 
