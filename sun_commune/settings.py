@@ -278,6 +278,14 @@ FRAGMENT_LOCAL_BYTES = int(os.environ.get("FRAGMENT_LOCAL_BYTES", str(4 * 1024 *
 LEDGER_BATCH_MAX = int(os.environ.get("LEDGER_BATCH_MAX", "50000"))
 LEDGER_CHECK_HOUR = int(os.environ.get("LEDGER_CHECK_HOUR", "2"))
 
+# --- Ledger downloads as files (issue 14) -------------------------------------------
+
+# ledger.jsonl, ledger.csv and the checkpoints, written when a batch is
+# published (donations/downloads.py) and served from here by the proxy
+# (ops/nginx.conf) or by the web process; rebuilt by `manage.py
+# write_ledger_files`. Shared storage when there are several web machines.
+LEDGER_FILES_ROOT = Path(os.environ.get("LEDGER_FILES_ROOT", MEDIA_ROOT.parent / "ledger-files"))
+
 # --- Cooperatives ------------------------------------------------------------------
 
 # Days before a loan repayment falls due that its cooperative's managers are reminded.
