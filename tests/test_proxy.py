@@ -6,12 +6,8 @@ passes pages through. Needs Debian's nginx (`apt-get install nginx-light`)."""
 
 import gzip
 import http.client
-import os
-import shutil
 import socket
 import ssl
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -19,11 +15,10 @@ from django.conf import settings
 
 from donations import downloads, publication
 from donations.services import money
+from tools.nginx_local import NGINX, running, self_signed, site_config
 
 from .ledger_support import bulk_goods_in, yesterday
 
-ROOT = Path(__file__).resolve().parent.parent
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
 
 
@@ -33,80 +28,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def site_config(*, upstream: str, http_port: int, https_port: int, static: Path, cert: Path, key: Path) -> str:
-    """ops/nginx.conf with its placeholders filled in (each must be there)."""
-    text = (ROOT / "ops" / "nginx.conf").read_text()
-    for placeholder, value in [
-        ("server 127.0.0.1:8000;", f"server {upstream};"),
-        ("    listen [::]:80;\n", ""),
-        ("    listen [::]:443 ssl http2;\n", ""),
-        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
-        ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;"),
-        ("/etc/ssl/sun-commune/fullchain.pem", str(cert)),
-        ("/etc/ssl/sun-commune/privkey.pem", str(key)),
-        ("/var/lib/sun-commune/ledger-files", str(settings.LEDGER_FILES_ROOT)),
-        ("/srv/sun-commune/staticfiles/", f"{static}/"),
-    ]:
-        assert placeholder in text, placeholder
-        text = text.replace(placeholder, value)
-    return text
-
-
-def main_config(tmp: Path, site: Path) -> str:
-    temp = "\n".join(
-        f"    {kind}_temp_path {tmp / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    return f"""
-{"user root;" if os.geteuid() == 0 else ""}
-daemon off;
-pid {tmp / "nginx.pid"};
-error_log {tmp / "error.log"};
-events {{ worker_connections 64; }}
-http {{
-    include /etc/nginx/mime.types;
-    access_log {tmp / "access.log"};
-{temp}
-    include {site};
-}}
-"""
-
-
 @pytest.fixture
 def nginx(live_server, tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
-        + ["-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed(tmp_path)
     static = tmp_path / "static"
     static.mkdir()
     (static / "site.0123456789ab.css").write_text("body { color: black; }\n" * 100)
     http_port, https_port = free_port(), free_port()
-    site = tmp_path / "site.conf"
-    upstream = live_server.url.removeprefix("http://").replace("localhost", "127.0.0.1")
-    site.write_text(
-        site_config(upstream=upstream, http_port=http_port, https_port=https_port, static=static, cert=cert, key=key)
+    site = site_config(
+        upstream=live_server.url.removeprefix("http://").replace("localhost", "127.0.0.1"),
+        http_port=http_port,
+        https_port=https_port,
+        static=static,
+        files_root=settings.LEDGER_FILES_ROOT,
+        cert=cert,
+        key=key,
     )
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(main_config(tmp_path, site))
-    checked = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stderr
-    process = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf)], stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", https_port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and process.poll() is None, (tmp_path / "error.log").read_text()
-                time.sleep(0.1)
+    with running(tmp_path, site, https_port):
         yield http_port, https_port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def fetch(port, path, *, tls=True, method="GET", headers=None):
