@@ -8,8 +8,8 @@ So they are files under ``LEDGER_FILES_ROOT`` that the proxy (or, without
 one, the web process with ``sendfile``) serves as they are:
 
     LEDGER_FILES_ROOT/
-        batches/<n>/ledger.jsonl …   everything up to batch n; never changes
-        current -> batches/<n>       the latest complete set
+        batches/<n>-<id>/ledger.jsonl …   everything up to batch n; never changes
+        current -> batches/<n>-<id>       the latest complete set
 
 The four files of one set are written together, up to one batch, so the
 ledger file and the checkpoint downloaded beside it agree. Set n is made
@@ -27,6 +27,7 @@ import csv
 import json
 import os
 import shutil
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -159,7 +160,9 @@ def write_files(*, wait: bool = True, rebuild: bool = False) -> FileSet | None:
         usable = have is not None and not rebuild and have.batch <= _state_of(latest)["batch"]
         base = have if usable and _still_published(have) else None
         made = _write_set(base, latest)
-        _prune(keep={made.directory, base.directory if base else None})
+        # The set just replaced stays a while: a request that found it
+        # through ``current`` a moment ago may not have opened its file yet.
+        _prune(keep={made.directory, have.directory if have else None})
         return made
 
 
@@ -167,8 +170,8 @@ def _write_set(base: FileSet | None, latest: LedgerBatch | None) -> FileSet:
     state = _state_of(latest)
     batches = root() / "batches"
     batches.mkdir(parents=True, exist_ok=True)
-    final = batches / str(state["batch"])
-    work = batches / f".new-{state['batch']}-{os.getpid()}"
+    final = batches / f"{state['batch']}-{uuid.uuid4().hex[:8]}"  # a rebuild of n is a set of its own
+    work = batches / f".new-{final.name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     start = base.tree_size if base else 0
@@ -196,8 +199,6 @@ def _write_set(base: FileSet | None, latest: LedgerBatch | None) -> FileSet:
     if latest is not None:
         (work / "checkpoint.json").write_text(checkpoint_json(latest), encoding="utf-8")
     (work / STATE).write_text(json.dumps(state), encoding="utf-8")
-    if final.exists():  # left by a writer that died before swapping ``current``
-        shutil.rmtree(final)
     os.rename(work, final)
     link = root() / f".current-{os.getpid()}"
     link.unlink(missing_ok=True)

@@ -171,14 +171,14 @@ def test_writing_twice_changes_nothing_and_a_dead_writers_leftovers_are_cleared(
 
     # A writer killed half-way: a set never swapped in, a directory never renamed.
     (files_root / "batches" / ".new-3-999").mkdir()
-    (files_root / "batches" / "3").mkdir()
-    (files_root / "batches" / "3" / "ledger.jsonl").write_text("half\n")
+    (files_root / "batches" / "3-deadbeef").mkdir()
+    (files_root / "batches" / "3-deadbeef" / "ledger.jsonl").write_text("half\n")
     gift(county_reviewer, areas.yanting, "400")
     publication.publish_all()
     newer = downloads.write_files()
 
     assert newer.batch == 3 and (newer.directory / "ledger.jsonl").read_bytes() == expected_jsonl()
-    assert sorted(p.name for p in (files_root / "batches").iterdir()) == ["2", "3"]
+    assert sorted(p.name.split("-")[0] for p in (files_root / "batches").iterdir()) == ["2", "3"]
 
 
 def test_a_download_already_started_keeps_reading_its_own_set(two_batches):
