@@ -226,7 +226,7 @@ def sessions(usernames: list[str]) -> dict[str, str]:
     for user in get_user_model().objects.filter(username__in=usernames):
         store = SessionStore()
         store[SESSION_KEY] = str(user.pk)
-        store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]  # the first, axes, loads no user
         store[HASH_SESSION_KEY] = user.get_session_auth_hash()
         store.create()
         result[user.username] = store.session_key

@@ -72,6 +72,18 @@ def get_member_for_reader(user, pk) -> Member:
     return get_object_or_404(members_for_reader(user).select_related("cooperative__area", "household__village"), pk=pk)
 
 
+def membership_requests_for(user):
+    """Households of the user's villages (as first secretary) that a
+    cooperative asks to enter as members, still awaiting an answer."""
+    return Member.objects.filter(
+        standing=Member.Standing.REQUESTED, household__village__in=user.secretary_villages
+    ).select_related("cooperative", "household__village")
+
+
+def get_membership_request(user, pk) -> Member:
+    return get_object_or_404(membership_requests_for(user), pk=pk)
+
+
 def get_member_for_manager(user, cooperative: Cooperative, pk) -> Member:
     return get_object_or_404(Member.objects.filter(cooperative=cooperative).select_related("household"), pk=pk)
 

@@ -27,7 +27,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from households.models import Area, Household
-from sun_commune.models import User
+from sun_commune.models import RoleGrant, User
 
 from .models import Cooperative, CooperativeManager, Distribution, Member
 from .services import coops, distributions, loans, purchases, register
@@ -345,6 +345,8 @@ class _Loader:
                 labour_days=labour_days,
                 service_fees=fees,
             )
+            if household is not None:
+                self.confirm(member, household)
             if "loan" in m:
                 self.loan(member, m["loan"], keeper or staff)
             if m.get("deliveries"):
@@ -378,6 +380,22 @@ class _Loader:
         if Distribution.objects.get(pk=dist.pk).status != Distribution.Status.PAID:
             raise RuntimeError(f"the demo distribution of {coop.name} was not paid in full")
         return coop
+
+    def confirm(self, member: Member, household: Household) -> None:
+        """The household's side of joining: its village's first secretary
+        confirms, as the site requires before anything is in the register."""
+        secretary = (
+            User.objects.filter(
+                role_grants__role=RoleGrant.Role.SECRETARY,
+                role_grants__area=household.village,
+                role_grants__active=True,
+            )
+            .order_by("pk")
+            .first()
+        )
+        if secretary is None:
+            raise RuntimeError(f"the demo needs a first secretary for village {household.village.code}")
+        register.confirm_membership(by=secretary, member_id=member.pk, basis="社员大会上签了入社申请书（演示）")
 
     def loan(self, member: Member, spec: tuple, by) -> None:
         lender, principal, rate, term, period, start = spec

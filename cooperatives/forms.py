@@ -180,6 +180,14 @@ class TransferForm(forms.Form):
     note = forms.CharField(label=_("Note (optional)"), max_length=200, required=False)
 
 
+class MembershipConfirmForm(forms.Form):
+    basis = forms.CharField(
+        label=_("How the household agreed"),
+        max_length=200,
+        help_text=_("For example: the head signed the cooperative's membership form on 3 March."),
+    )
+
+
 class ExitForm(forms.Form):
     occurred_on = forms.DateField(label=_("Date of leaving"), widget=DATE, initial=_today)
     note = forms.CharField(label=_("Note (optional)"), max_length=200, required=False)

@@ -161,15 +161,33 @@ class DistributionRules(models.Model):
         return f"{self.cooperative_id}: {self.volume_share_percent}%"
 
 
+class MemberQuerySet(models.QuerySet):
+    def confirmed(self):
+        """Members in the register: not a household's request still awaiting,
+        or declined by, its village."""
+        return self.filter(standing=Member.Standing.CONFIRMED)
+
+
 class Member(models.Model):
     """A member of a cooperative: a registered poor household, another farmer,
     or an enterprise. The name of a member who is not a registered household
-    is private like a household's; the public sees only counts."""
+    is private like a household's; the public sees only counts.
+
+    A registered household joins only with its side's consent: the manager's
+    entry is a request (``standing`` REQUESTED, what it would put in kept in
+    ``proposed``) until the village's first secretary confirms it, recording
+    on what basis the household agreed. Until then the cooperative sees only
+    the household's public id and the register takes no event of it."""
 
     class Kind(models.TextChoices):
         HOUSEHOLD = "household", _("Registered poor household")
         FARMER = "farmer", _("Other farmer")
         ENTERPRISE = "enterprise", _("Enterprise")
+
+    class Standing(models.TextChoices):
+        REQUESTED = "requested", _("Awaiting the village's confirmation")
+        CONFIRMED = "confirmed", _("Confirmed")
+        DECLINED = "declined", _("Declined by the village")
 
     cooperative = models.ForeignKey(Cooperative, on_delete=models.PROTECT, related_name="members")
     number = models.PositiveIntegerField(_("member number"))
@@ -186,6 +204,21 @@ class Member(models.Model):
     joined_on = models.DateField(_("joined on"))
     exited_on = models.DateField(_("left on"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    standing = models.CharField(_("membership"), max_length=16, choices=Standing, default=Standing.REQUESTED)
+    # What a requested household would put in on joining ([[holding, quantity,
+    # {extra: amount}], …] as strings, and the note): entered as "join" events
+    # when the village confirms, never before.
+    proposed = models.JSONField(default=dict, blank=True, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    consent_basis = models.CharField(_("how the household agreed"), max_length=200, blank=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    objects = MemberQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("member")
@@ -195,8 +228,13 @@ class Member(models.Model):
             models.UniqueConstraint(fields=["cooperative", "number"], name="coop_member_number_unique"),
             models.UniqueConstraint(
                 fields=["cooperative", "household"],
-                condition=Q(household__isnull=False),
+                condition=Q(household__isnull=False) & ~Q(standing="declined"),
                 name="coop_member_household_unique",
+            ),
+            # Only a registered household waits for its village's side.
+            models.CheckConstraint(
+                condition=Q(kind="household") | Q(standing="confirmed"),
+                name="coop_member_only_households_wait",
             ),
             models.CheckConstraint(
                 condition=(Q(kind="household") & Q(household__isnull=False))
@@ -204,7 +242,12 @@ class Member(models.Model):
                 name="coop_member_household_or_name",
             ),
         ]
-        indexes = [models.Index(fields=["household"], name="coop_member_household_idx")]
+        indexes = [
+            models.Index(fields=["household"], name="coop_member_household_idx"),
+            models.Index(
+                fields=["household", "id"], condition=Q(standing="requested"), name="coop_member_requested_idx"
+            ),
+        ]
 
     def __str__(self):
         return f"#{self.number}"
@@ -214,13 +257,28 @@ class Member(models.Model):
         return self.household_id is not None
 
     @property
+    def is_confirmed(self) -> bool:
+        return self.standing == self.Standing.CONFIRMED
+
+    @property
     def private_name(self) -> str:
-        """For the cooperative's keepers and the village only."""
-        return self.household.head_name if self.household_id else self.name
+        """For the cooperative's keepers and the village only; a household's
+        name only once its village confirmed the membership (until then the
+        cooperative knows the public id only)."""
+        if self.household_id:
+            return self.household.head_name if self.is_confirmed else ""
+        return self.name
 
     @property
     def is_active(self) -> bool:
         return self.exited_on is None
+
+    @property
+    def proposed_put_in(self) -> list[tuple[str, Decimal]]:
+        """What a requested household would put in, for its village to read."""
+        labels = dict(ShareEvent.Holding.choices)
+        put_in = (self.proposed or {}).get("put_in", [])
+        return [(labels.get(holding, holding), Decimal(quantity)) for holding, quantity, _extra in put_in]
 
 
 class Loan(models.Model):

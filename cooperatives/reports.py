@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy
 from openpyxl import Workbook
 
 from households.models import Area, Household, IncomeRecord
+from sun_commune.spreadsheets import append_row
 
 from .models import Cooperative, Delivery, Distribution, Loan, LoanInstallment, Member, ShareEvent
 
@@ -26,7 +27,9 @@ def cooperative_report(coop: Cooperative, year: int) -> dict:
     from datetime import date
 
     year_end = date(year, 12, 31)
-    members = Member.objects.filter(cooperative=coop, joined_on__lte=year_end).exclude(exited_on__lte=year_end)
+    members = (
+        Member.objects.confirmed().filter(cooperative=coop, joined_on__lte=year_end).exclude(exited_on__lte=year_end)
+    )
     counts = members.aggregate(total=Count("pk"), poor=Count("pk", filter=Q(household__isnull=False)))
     register = dict(
         ShareEvent.objects.filter(cooperative=coop, occurred_on__lte=year_end)
@@ -113,7 +116,8 @@ def area_report(area: Area, year: int) -> dict:
         for t in targets(path):
             t["cooperatives"] += n
     for path, n, poor in (
-        Member.objects.filter(cooperative__in=coops, exited_on__isnull=True)
+        Member.objects.confirmed()
+        .filter(cooperative__in=coops, exited_on__isnull=True)
         .values_list("cooperative__area__path")
         .annotate(n=Count("pk"), poor=Count("pk", filter=Q(household__isnull=False)))
         .order_by()
@@ -192,34 +196,42 @@ def cooperative_xlsx(report: dict, lines=None) -> HttpResponse:
     book = Workbook()
     sheet = book.active
     sheet.title = "Summary"
-    sheet.append([_("Cooperative report"), coop.name, year])
-    sheet.append([_("Members"), report["members"]])
-    sheet.append([_("Poor households among the members"), report["poor_members"]])
-    sheet.append([_("Purchases from members (yuan)"), report["purchases"]])
-    sheet.append([_("Paid above the market price (yuan)"), report["extra"]])
-    sheet.append([_("Loans"), report["loans"]["count"], report["loans"]["principal"]])
-    sheet.append([_("Loan principal outstanding (yuan)"), report["loans"]["outstanding"]])
+    append_row(sheet, [_("Cooperative report"), coop.name, year])
+    append_row(sheet, [_("Members"), report["members"]])
+    append_row(sheet, [_("Poor households among the members"), report["poor_members"]])
+    append_row(sheet, [_("Purchases from members (yuan)"), report["purchases"]])
+    append_row(sheet, [_("Paid above the market price (yuan)"), report["extra"]])
+    append_row(sheet, [_("Loans"), report["loans"]["count"], report["loans"]["principal"]])
+    append_row(sheet, [_("Loan principal outstanding (yuan)"), report["loans"]["outstanding"]])
     d = report["distribution"]
     if d:
-        sheet.append([_("Distribution status"), d.get_status_display()])
-        sheet.append([_("Distributable surplus (yuan)"), d.surplus])
-        sheet.append([_("Returned by transaction volume (yuan)"), d.volume_total])
-        sheet.append([_("Fixed returns (yuan)"), d.fixed_total])
-        sheet.append([_("Shared by capital (yuan)"), d.capital_total])
-        sheet.append([_("Received by poor households (yuan)"), d.poor_received_total])
+        append_row(sheet, [_("Distribution status"), d.get_status_display()])
+        append_row(sheet, [_("Distributable surplus (yuan)"), d.surplus])
+        append_row(sheet, [_("Returned by transaction volume (yuan)"), d.volume_total])
+        append_row(sheet, [_("Fixed returns (yuan)"), d.fixed_total])
+        append_row(sheet, [_("Shared by capital (yuan)"), d.capital_total])
+        append_row(sheet, [_("Received by poor households (yuan)"), d.poor_received_total])
     register = book.create_sheet("Register")
-    register.append([_("Holding"), _("Total at the year's end")])
+    append_row(register, [_("Holding"), _("Total at the year's end")])
     for label, amount, _value in report["holdings"]:
-        register.append([str(label), amount])
+        append_row(register, [str(label), amount])
     purchases = book.create_sheet("Purchases")
-    purchases.append(
-        [_("Product"), _("Deliveries"), _("Quantity"), _("Amount paid (yuan)"), _("Paid above the market price (yuan)")]
+    append_row(
+        purchases,
+        [
+            _("Product"),
+            _("Deliveries"),
+            _("Quantity"),
+            _("Amount paid (yuan)"),
+            _("Paid above the market price (yuan)"),
+        ],
     )
     for p in report["products"]:
-        purchases.append([p["product"], p["deliveries"], p["quantity"], p["amount"], p["extra"]])
+        append_row(purchases, [p["product"], p["deliveries"], p["quantity"], p["amount"], p["extra"]])
     if lines is not None:
         sheet_lines = book.create_sheet("Distribution")
-        sheet_lines.append(
+        append_row(
+            sheet_lines,
             [
                 _("Member number"),
                 _("Poor household"),
@@ -230,10 +242,11 @@ def cooperative_xlsx(report: dict, lines=None) -> HttpResponse:
                 _("Dividend on capital"),
                 _("Total"),
                 _("Paid"),
-            ]
+            ],
         )
         for line in lines:
-            sheet_lines.append(
+            append_row(
+                sheet_lines,
                 [
                     line.member.number,
                     _("yes") if line.is_poor else _("no"),
@@ -244,7 +257,7 @@ def cooperative_xlsx(report: dict, lines=None) -> HttpResponse:
                     line.capital_return,
                     line.total,
                     line.paid_at.date().isoformat() if line.paid_at else "",
-                ]
+                ],
             )
     return _xlsx_response(book, f"cooperative-{coop.pk}-{year}.xlsx")
 
@@ -270,8 +283,8 @@ def area_xlsx(report: dict) -> HttpResponse:
     book = Workbook()
     sheet = book.active
     sheet.title = "Cooperatives"
-    sheet.append([_("Area"), *[str(label) for _key, label in AREA_COLUMNS]])
+    append_row(sheet, [_("Area"), *[str(label) for _key, label in AREA_COLUMNS]])
     rows = [{"area": report["area"], **report["total"]}, *report["rows"]]
     for row in rows:
-        sheet.append([row["area"].name, *[row[key] for key, _label in AREA_COLUMNS]])
+        append_row(sheet, [row["area"].name, *[row[key] for key, _label in AREA_COLUMNS]])
     return _xlsx_response(book, f"cooperatives-{report['area'].code}-{report['year']}.xlsx")

@@ -10,8 +10,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from sun_commune.mail import send_to_user
+from sun_commune.models import RoleGrant
 
-from .models import CooperativeManager, Distribution, LoanInstallment
+from .models import CooperativeManager, Distribution, LoanInstallment, Member
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,7 @@ def notify_installment(*, installment_id: int, overdue: bool) -> int:
     )
     if installment is None or installment.paid_on:
         return 0
-    managers = get_user_model().objects.filter(
-        pk__in=CooperativeManager.objects.filter(cooperative_id=installment.loan.cooperative_id, active=True).values(
-            "user_id"
-        ),
-        is_active=True,
-    )
+    managers = _managers_of(installment.loan.cooperative_id)
     template = "emails/coop_installment_overdue" if overdue else "emails/coop_installment_due"
     sent = 0
     for user in managers:
@@ -71,3 +67,46 @@ def pay_distribution(*, distribution_id: int, by_id: int | None, note: str = "")
         return 0
     by = get_user_model().objects.filter(pk=by_id).first() if by_id else None
     return distributions.record_all_payments(by=by, distribution_id=distribution_id, note=note)
+
+
+def _managers_of(cooperative_id: int):
+    return get_user_model().objects.filter(
+        pk__in=CooperativeManager.objects.filter(cooperative_id=cooperative_id, active=True).values("user_id"),
+        is_active=True,
+    )
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def notify_membership_requested(*, member_id: int) -> int:
+    """Mail the first secretaries of the household's village that a
+    cooperative asks for the household as a member (still awaiting)."""
+    member = Member.objects.select_related("cooperative", "household").filter(pk=member_id).first()
+    if member is None or member.standing != Member.Standing.REQUESTED:
+        return 0
+    secretaries = (
+        get_user_model()
+        .objects.filter(
+            role_grants__role=RoleGrant.Role.SECRETARY,
+            role_grants__area_id=member.household.village_id,
+            role_grants__active=True,
+            is_active=True,
+        )
+        .distinct()
+    )
+    sent = 0
+    for user in secretaries:
+        sent += send_to_user(user, "emails/coop_membership_requested", {"member": member})
+    return sent
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def notify_membership_decided(*, member_id: int) -> int:
+    """Mail the cooperative's managers what the village answered; the mail
+    names the member by number and public id only."""
+    member = Member.objects.select_related("cooperative", "household").filter(pk=member_id).first()
+    if member is None or member.standing == Member.Standing.REQUESTED:
+        return 0
+    sent = 0
+    for user in _managers_of(member.cooperative_id):
+        sent += send_to_user(user, "emails/coop_membership_decided", {"member": member})
+    return sent

@@ -37,4 +37,8 @@ urlpatterns = [
     # Members' statements.
     path("statements/", views.statement_list, name="statement-list"),
     path("statements/<int:member>/", views.member_statement, name="member-statement"),
+    # The household's side of joining: its village's first secretary.
+    path("requests/", views.membership_requests, name="membership-requests"),
+    path("requests/<int:member>/confirm/", views.membership_confirm, name="membership-confirm"),
+    path("requests/<int:member>/decline/", views.membership_decline, name="membership-decline"),
 ]

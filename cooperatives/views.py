@@ -39,6 +39,7 @@ from .forms import (
     LoanForm,
     ManagerGrantForm,
     MemberForm,
+    MembershipConfirmForm,
     PaymentForm,
     PublicFilterForm,
     RulesForm,
@@ -125,8 +126,10 @@ def cooperative_detail(request, pk):
     """What anyone may see: the cooperative, its leading enterprises, and the
     totals of its approved distributions. No member is named or numbered."""
     coop = get_object_or_404(Cooperative.objects.select_related("area").prefetch_related("leading_enterprises"), pk=pk)
-    counts = Member.objects.filter(cooperative=coop, exited_on__isnull=True).aggregate(
-        members=Count("pk"), poor=Count("pk", filter=Q(household__isnull=False))
+    counts = (
+        Member.objects.confirmed()
+        .filter(cooperative=coop, exited_on__isnull=True)
+        .aggregate(members=Count("pk"), poor=Count("pk", filter=Q(household__isnull=False)))
     )
     distributions = Distribution.objects.public().filter(cooperative=coop).order_by("-year")[:10]
     return render(
@@ -186,8 +189,10 @@ def cooperative_manage(request, pk):
         .select_related("loan__member")
         .order_by("due_on", "id")[:50]
     )
-    counts = Member.objects.filter(cooperative=coop, exited_on__isnull=True).aggregate(
-        members=Count("pk"), poor=Count("pk", filter=Q(household__isnull=False))
+    counts = (
+        Member.objects.confirmed()
+        .filter(cooperative=coop, exited_on__isnull=True)
+        .aggregate(members=Count("pk"), poor=Count("pk", filter=Q(household__isnull=False)))
     )
     return render(
         request,
@@ -310,7 +315,12 @@ def member_create(request, pk):
         coop=coop,
         title=_("Enter a member"),
         act=lambda data: register.add_member(by=request.user, cooperative_id=coop.pk, **data),
-        success=_("The member is entered in the register."),
+        success=_(
+            "The member is entered in the register. A registered household joins once its village's first secretary "
+            "confirms that it agrees: until then you see its public id only, and its shares are entered then."
+        )
+        if request.POST.get("kind") == Member.Kind.HOUSEHOLD
+        else _("The member is entered in the register."),
         next_url=lambda member: reverse("cooperatives:member-statement", args=[member.pk]),
     )
 
@@ -623,6 +633,43 @@ def member_statement(request, member):
             "tie_rule": distribution.TIE_RULE,
         },
     )
+
+
+@secretary_required
+def membership_requests(request):
+    """Cooperatives asking for households of the secretary's villages as
+    members: the household's side of joining, confirmed or declined here."""
+    rows = access.membership_requests_for(request.user)
+    page = keyset_page(rows, order=("id",), descending=False, cursor=request.GET.get("after"), size=PAGE_SIZE)
+    return render(request, "cooperatives/membership_requests.html", {"page": page, "form": MembershipConfirmForm()})
+
+
+@secretary_required
+@require_POST
+def membership_confirm(request, member):
+    member = access.get_membership_request(request.user, member)
+    form = MembershipConfirmForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    else:
+        act_on_button(
+            request,
+            lambda: register.confirm_membership(by=request.user, member_id=member.pk, basis=form.cleaned_data["basis"]),
+            success=_("The membership is confirmed; the cooperative now enters the household's shares."),
+        )
+    return redirect("cooperatives:membership-requests")
+
+
+@secretary_required
+@require_POST
+def membership_decline(request, member):
+    member = access.get_membership_request(request.user, member)
+    act_on_button(
+        request,
+        lambda: register.decline_membership(by=request.user, member_id=member.pk),
+        success=_("The request is declined; the cooperative is told."),
+    )
+    return redirect("cooperatives:membership-requests")
 
 
 # --- Reports --------------------------------------------------------------------------

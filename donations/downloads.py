@@ -36,6 +36,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
+from sun_commune.spreadsheets import csv_cell
+
 from .models import LedgerBatch, PublishedEntry
 
 ADVISORY_LOCK = 0x5C0_F11E  # "sun files": one writer of the download files at a time
@@ -70,16 +72,9 @@ CSV_COLUMNS = [
 TEXT_COLUMNS = {"Title", "Description", "Funding Org:Name", "Beneficiary Location:Name", "Payee"}
 
 
-def _cell(value):
-    """A text cell a spreadsheet will not run as a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def csv_row(line: str) -> list:
     data = json.loads(line)
-    return [_cell(get(data)) if name in TEXT_COLUMNS else get(data) for name, get in CSV_COLUMNS]
+    return [csv_cell(get(data)) if name in TEXT_COLUMNS else get(data) for name, get in CSV_COLUMNS]
 
 
 def checkpoint_json(batch: LedgerBatch) -> str:

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from households.models import Area, Household
 
 from .models import Donor, LedgerTransaction, Need, Pairing
-from .photos import clean_photo
+from .photos import PhotoField
 
 
 class NeedForm(forms.ModelForm):
@@ -102,12 +102,8 @@ class PledgeForm(forms.Form):
 
 class ConfirmReceiptForm(forms.Form):
     quantity = forms.IntegerField(label=_("Quantity that arrived"), min_value=1)
-    photo = forms.ImageField(label=_("Photo (optional)"), required=False)
+    photo = PhotoField(label=_("Photo (optional)"), required=False)
     note = forms.CharField(label=_("Note (optional)"), max_length=500, required=False)
-
-    def clean_photo(self):
-        photo = self.cleaned_data.get("photo")
-        return clean_photo(photo) if photo else None
 
 
 class MoneyReceivedForm(forms.Form):
@@ -134,11 +130,16 @@ class DonorRegistrationForm(UserCreationForm):
         model = get_user_model()
         fields = ("username", "email")
 
+    # Whether the username or the e-mail is already someone's is not said
+    # here: the page after is the same either way (services.donors.register_account).
+    def clean_username(self):
+        return self.cleaned_data.get("username")
+
     def clean_email(self):
-        email = self.cleaned_data["email"].strip().lower()
-        if get_user_model().objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(_("An account with this e-mail already exists."))
-        return email
+        return self.cleaned_data["email"].strip().lower()
+
+    def validate_unique(self):
+        pass
 
 
 class DonorProfileForm(forms.ModelForm):
@@ -392,15 +393,11 @@ class PairingInviteForm(PairingTermsForm):
 
 class PairingUpdateForm(forms.Form):
     text = forms.CharField(label=_("What happened"), max_length=2000, widget=forms.Textarea(attrs={"rows": 4}))
-    photo = forms.ImageField(
+    photo = PhotoField(
         label=_("Photo (optional)"),
         required=False,
         help_text=_("Shown to the donor only while the household agrees to show photos of it."),
     )
-
-    def clean_photo(self):
-        photo = self.cleaned_data.get("photo")
-        return clean_photo(photo) if photo else None
 
 
 class PairingReasonForm(forms.Form):

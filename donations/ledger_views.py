@@ -22,8 +22,10 @@ from households.models import Area, Household
 from sun_commune.access import staff_required
 from sun_commune.errors import ActionRefused
 from sun_commune.forms import act_on_form
+from sun_commune.limits import accepts_files
 from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page
+from sun_commune.spreadsheets import append_row
 
 from . import access, downloads, publication
 from .forms import AllocationForm, FundReportForm, GiftForm, LedgerFilterForm, ReverseForm, SpendForm
@@ -277,6 +279,7 @@ def allocation_create(request):
     )
 
 
+@accepts_files()
 @staff_required
 def spend_create(request):
     def act(data):
@@ -400,22 +403,22 @@ def _report_xlsx(report: dict) -> HttpResponse:
     book = Workbook()
     sheet = book.active
     sheet.title = "Summary"
-    sheet.append([_("Fund report"), report["area"].name, str(report["date_from"]), str(report["date_to"])])
-    sheet.append([])
-    sheet.append([_("Area"), _("Money in"), _("Goods in (declared value)"), _("Money out")])
+    append_row(sheet, [_("Fund report"), report["area"].name, str(report["date_from"]), str(report["date_to"])])
+    append_row(sheet, [])
+    append_row(sheet, [_("Area"), _("Money in"), _("Goods in (declared value)"), _("Money out")])
     t = report["total"]
-    sheet.append([report["area"].name, t["money_in"], t["goods_in"], t["money_out"]])
+    append_row(sheet, [report["area"].name, t["money_in"], t["goods_in"], t["money_out"]])
     for row in report["rows"]:
-        sheet.append([row["area"].name, row["money_in"], row["goods_in"], row["money_out"]])
+        append_row(sheet, [row["area"].name, row["money_in"], row["goods_in"], row["money_out"]])
     categories = book.create_sheet("Money out by category")
-    categories.append([_("Category"), _("Amount")])
+    append_row(categories, [_("Category"), _("Amount")])
     for label, amount in sorted(t["by_category"].items()):
-        categories.append([str(label), amount])  # a lazy choice label is no Excel value
+        append_row(categories, [str(label), amount])  # a lazy choice label is no Excel value
     funds = book.create_sheet("Funds")
-    funds.append([_("Fund"), _("Need"), _("Village or area"), _("Current balance")])
+    append_row(funds, [_("Fund"), _("Need"), _("Village or area"), _("Current balance")])
     for fund in report["funds"]:
         place = fund.need.village.name if fund.need_id else fund.area.name
-        funds.append([fund.code, fund.need.title if fund.need_id else "", place, fund.balance])
+        append_row(funds, [fund.code, fund.need.title if fund.need_id else "", place, fund.balance])
     for ws in book.worksheets:
         for column in ("B", "C", "D"):
             for cell in ws[column][1:]:

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_POST
 from households.models import Area, Household
 from sun_commune.access import donor_required, secretary_required
 from sun_commune.forms import act_on_button, act_on_form
+from sun_commune.limits import accepts_files
 from sun_commune.pagination import Page, keyset_page
 
 from . import access
@@ -253,8 +254,9 @@ def pairing_invite(request):
         lambda data: pairing_services.invite_donor(
             by=request.user, donor_login=data["donor"], village=village, household=data["household"], **form.terms()
         ),
-        success=_("The invitation is sent to the donor."),
-        next_url=lambda pairing: reverse("donations:village-pairing-detail", args=[pairing.pk]),
+        # The same words and the same page whether or not such a donor exists.
+        success=_("If a donor is registered with this username or e-mail, the invitation is on its way to them."),
+        next_url="donations:village-pairings",
     )
     return done or render(
         request, "donations/pairing_form.html", {"form": form, "village": village, "household": None, "inviting": True}
@@ -285,6 +287,7 @@ village_pairing_end = _answer_view(
 )
 
 
+@accepts_files()
 @secretary_required
 def pairing_update_create(request, pk):
     pairing = access.get_pairing_for_secretary(request.user, pk)

@@ -6,8 +6,11 @@ from datetime import date
 
 from celery import shared_task
 from django.contrib.auth import get_user_model
+from django.contrib.auth.tokens import default_token_generator
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from sun_commune.errors import ActionRefused
 from sun_commune.mail import send_to_user
@@ -187,3 +190,25 @@ def create_pairing_pledges(today: str | None = None) -> int:
     if made:
         log.info("made %d pairing installments", made)
     return made
+
+
+# --- Registration --------------------------------------------------------------
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_registration_link(*, user_id: int) -> None:
+    """Mail a new (inactive) account the link that activates it; the task
+    makes the token itself, so none sits in the queue."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=False, last_login__isnull=True).first()
+    if user is None:
+        return
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    send_to_user(user, "emails/registration_link", {"uid": uid, "token": default_token_generator.make_token(user)})
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def notify_registration_attempt(*, user_id: int) -> None:
+    """Tell an account's owner that someone tried to register with its address."""
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is not None:
+        send_to_user(user, "emails/registration_attempt", {})

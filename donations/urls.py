@@ -9,6 +9,11 @@ urlpatterns = [
     path("needs/<int:pk>/", views.need_detail, name="need-detail"),
     path("needs/<int:pk>/pledge/", views.pledge_create, name="pledge-create"),
     path("donors/register/", views.donor_register, name="donor-register"),
+    path(
+        "donors/register/confirm/<str:uidb64>/<str:token>/",
+        views.donor_register_confirm,
+        name="donor-register-confirm",
+    ),
     path("my/pledges/", views.my_pledges, name="my-pledges"),
     path("my/pledges/<int:pk>/cancel/", views.pledge_cancel, name="pledge-cancel"),
     path("my/pledges/<int:pk>/sent/", views.pledge_sent, name="pledge-sent"),

@@ -9,19 +9,20 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.functional import SimpleLazyObject
+from django.utils.http import urlsafe_base64_decode
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from sun_commune import pagecache, search
+from sun_commune import audit, pagecache, search
 from sun_commune.access import donor_required, secretary_required, staff_required
 from sun_commune.errors import ActionRefused
 from sun_commune.forms import act_on_button, act_on_form
+from sun_commune.limits import accepts_files
 from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page, keyset_window
 
@@ -201,21 +202,41 @@ def donor_register(request):
         return done or render(request, "donations/donor_register.html", {"form": form})
     form = DonorRegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            user = form.save(commit=False)
-            user.language = get_language() or user.language
-            user.save()
-            donors.register_donor(
-                user=user,
-                kind=form.cleaned_data["kind"],
-                name=form.cleaned_data["name"],
-                show_name=form.cleaned_data["show_name"],
-                phone=form.cleaned_data["phone"],
-            )
-        login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
-        messages.success(request, _("Welcome! You can now pledge to any open need."))
-        return redirect("donations:supermarket")
+        data = form.cleaned_data
+        donors.register_account(
+            username=data["username"],
+            email=data["email"],
+            password=data["password1"],
+            language=get_language() or settings.LANGUAGE_CODE,
+            kind=data["kind"],
+            name=data["name"],
+            show_name=data["show_name"],
+            phone=data["phone"],
+            client_ip=audit.client_ip(request),
+        )
+        return render(request, "donations/donor_register_sent.html", {"email": data["email"]})
     return render(request, "donations/donor_register.html", {"form": form})
+
+
+def donor_register_confirm(request, uidb64, token):
+    """The link of a registration mail: a button that activates the account
+    (a GET changes nothing: mail scanners follow links) and logs in."""
+    try:
+        user_id = int(urlsafe_base64_decode(uidb64).decode())
+    except (ValueError, UnicodeDecodeError):
+        user_id = None
+    if user_id is not None and not 0 < user_id < 2**63:
+        user_id = None  # no such id: PostgreSQL would refuse to compare it with a bigint
+    if request.method == "POST":
+        user = donors.activate_account(user_id=user_id, token=token) if user_id is not None else None
+        if user is not None:
+            # The last backend loads users; the first (axes) only refuses locked-out logins.
+            login(request, user, backend=settings.AUTHENTICATION_BACKENDS[-1])
+            messages.success(request, _("Welcome! You can now pledge to any open need."))
+            return redirect("donations:supermarket")
+        messages.error(request, _("This link is wrong, already used or too old. Register again."))
+        return redirect("donations:donor-register")
+    return render(request, "donations/donor_register_confirm.html")
 
 
 @donor_required
@@ -238,7 +259,9 @@ def my_pledges(request):
         context = {"page": page, "pledges": page.rows, "csrf_token": pagecache.CSRF_SLOT}
         return render_to_string("donations/my_pledges_body.html", context, request=request)
 
-    body = pagecache.keep("my-pledges", (donor.pk, request.GET.get("after")), render_list, request=request)
+    body = pagecache.keep(
+        "my-pledges", (donor.pk, request.GET.get("after")), render_list, request=request, private=True
+    )
     return render(request, "donations/my_pledges.html", {"body": body})
 
 
@@ -393,6 +416,7 @@ def need_close(request, pk):
     return redirect("donations:village-needs")
 
 
+@accepts_files()
 @secretary_required
 def pledge_confirm(request, pk):
     pledge = access.get_pledge_for_secretary(request.user, pk)

@@ -11,11 +11,12 @@ be matched against a list of ID numbers without it.
 
 import hashlib
 import hmac
-from functools import lru_cache
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db import models
+
+from sun_commune.crypto import fernet as _fernet
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
@@ -33,11 +34,6 @@ def normalise_id(value: str) -> str:
 def id_number_valid(value: str) -> bool:
     value = normalise_id(value)
     return len(value) == 18 and value[:17].isdigit() and id_check_digit(value[:17]) == value[17]
-
-
-@lru_cache(maxsize=1)
-def _fernet() -> MultiFernet:
-    return MultiFernet([Fernet(key) for key in settings.FIELD_ENCRYPTION_KEYS])
 
 
 def encrypt(value: str) -> str:

@@ -35,6 +35,7 @@ from openpyxl import Workbook, load_workbook
 
 from sun_commune import audit, pagecache
 from sun_commune.models import AuditEntry
+from sun_commune.spreadsheets import append_row
 
 from . import access, tasks
 from .crypto import decrypt_bytes, id_hash, id_number_valid, normalise_id
@@ -951,9 +952,9 @@ def template_workbook() -> Workbook:
     book = Workbook()
     households = book.active
     households.title = HOUSEHOLD_SHEET.header()
-    households.append([c.header() + (" *" if c.required else "") for c in HOUSEHOLD_COLUMNS])
+    append_row(households, [c.header() + (" *" if c.required else "") for c in HOUSEHOLD_COLUMNS])
     members = book.create_sheet(MEMBER_SHEET.header())
-    members.append([c.header() + (" *" if c.required else "") for c in MEMBER_COLUMNS])
+    append_row(members, [c.header() + (" *" if c.required else "") for c in MEMBER_COLUMNS])
     for sheet in (households, members):
         _style_header(sheet)
         for index in range(1, sheet.max_column + 1):
@@ -961,7 +962,7 @@ def template_workbook() -> Workbook:
             for row in range(2, 1002):
                 sheet[f"{letter}{row}"].number_format = "@"
     help_sheet = book.create_sheet(_("Instructions"))
-    help_sheet.append([_("Sheet"), "中文", "English", _("Required"), _("What to enter")])
+    append_row(help_sheet, [_("Sheet"), "中文", "English", _("Required"), _("What to enter")])
     hints = {
         "village_code": _("The village's area code (12 digits), from the list of areas."),
         "id_number": _("The head of household's resident ID number, 18 characters."),
@@ -977,24 +978,26 @@ def template_workbook() -> Workbook:
     }
     for sheet_column, columns in ((HOUSEHOLD_SHEET, HOUSEHOLD_COLUMNS), (MEMBER_SHEET, MEMBER_COLUMNS)):
         for column in columns:
-            help_sheet.append(
+            append_row(
+                help_sheet,
                 [
                     sheet_column.header(),
                     column.zh,
                     column.en,
                     _("yes") if column.required else "",
                     hints.get(column.key, ""),
-                ]
+                ],
             )
-    help_sheet.append([])
-    help_sheet.append(
+    append_row(help_sheet, [])
+    append_row(
+        help_sheet,
         [
             _(
                 "A file with one bad row imports nothing: the report names each row, column and problem. "
                 "Rows already registered with the same data are skipped, so a file can be uploaded again. "
                 "A .csv file holds the households only (UTF-8 or GB18030)."
             )
-        ]
+        ],
     )
     _style_header(help_sheet)
     help_sheet.column_dimensions["E"].width = 80
@@ -1007,16 +1010,17 @@ def export_workbook(households, stream) -> int:
     number of households written."""
     book = Workbook(write_only=True)
     sheet = book.create_sheet(HOUSEHOLD_SHEET.header())
-    sheet.append([c.header() for c in EXPORT_ONLY] + [c.header() for c in HOUSEHOLD_COLUMNS])
+    append_row(sheet, [c.header() for c in EXPORT_ONLY] + [c.header() for c in HOUSEHOLD_COLUMNS])
     members_sheet = book.create_sheet(MEMBER_SHEET.header())
-    members_sheet.append([c.header() for c in MEMBER_COLUMNS])
+    append_row(members_sheet, [c.header() for c in MEMBER_COLUMNS])
     status = dict(Household.Status.choices)
     causes = dict(Household.Cause.choices)
     housing = dict(Household.Housing.choices)
     ability = dict(HouseholdMember.Ability.choices)
     count = 0
     for h in households:
-        sheet.append(
+        append_row(
+            sheet,
             [
                 h.public_id,
                 h.village.label,
@@ -1031,11 +1035,12 @@ def export_workbook(households, stream) -> int:
                 "、".join(str(causes.get(c, c)) for c in h.poverty_causes),
                 str(housing.get(h.housing, "")) if h.housing else "",
                 h.health_notes,
-            ]
+            ],
         )
         for m in h.members.all():
-            members_sheet.append(
-                [h.id_number, m.name, m.relation, m.birth_year, str(ability.get(m.ability, m.ability)), m.health]
+            append_row(
+                members_sheet,
+                [h.id_number, m.name, m.relation, m.birth_year, str(ability.get(m.ability, m.ability)), m.health],
             )
         count += 1
     book.save(stream)

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from sun_commune import audit, pagecache
 from sun_commune.access import staff_required
 from sun_commune.forms import act_on_form
+from sun_commune.limits import accepts_files
 from sun_commune.pagination import keyset_page
 from sun_commune.prepared import prepared
 
@@ -128,7 +129,9 @@ def household_list(request):
         return render_to_string("households/household_list_body.html", context, request=request)
 
     # Kept for each person (their areas are theirs) and query string.
-    body = pagecache.keep("household-list", (user.pk, sorted(request.GET.lists())), render_list, request=request)
+    body = pagecache.keep(
+        "household-list", (user.pk, sorted(request.GET.lists())), render_list, request=request, private=True
+    )
     return render(request, "households/household_list.html", {"body": body})
 
 
@@ -368,6 +371,7 @@ def import_list(request):
     return render(request, "households/import_list.html", {"page": page})
 
 
+@accepts_files(ImportForm.MAX_BYTES + 1024 * 1024)
 @staff_required
 def import_create(request):
     user = request.user

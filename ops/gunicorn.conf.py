@@ -29,4 +29,7 @@ max_requests_jitter = 20000
 preload_app = True
 accesslog = "-"
 errorlog = "-"
+# Access log lines without query strings or a Referer's query: the register's
+# searches are GET forms, and an ID number or a name must never reach a log.
+logger_class = "sun_commune.accesslog.AccessLogger"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -8,7 +8,7 @@ class SunCommuneConfig(AppConfig):
     verbose_name = _("Sun Commune")
 
     def ready(self):
-        from . import pagecache
+        from . import pagecache, throttle  # noqa: F401 -- throttle connects the lockout receiver
 
         # A row of a table that kept pages read is saved or deleted: what is
         # kept is made old once the transaction commits (pagecache.py).

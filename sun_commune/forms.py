@@ -1,18 +1,28 @@
 from django.contrib import messages
 from django.contrib.auth.forms import PasswordResetForm
+from django.db import transaction
 from django.shortcuts import redirect
 
-from . import tasks
+from . import audit, services, tasks
 from .errors import ActionRefused
+from .models import MailRequest
 
 
 class QueuedPasswordResetForm(PasswordResetForm):
     """Sends the reset mail from Celery. The task gets the user's id and makes
-    the link itself, so the token never sits in the queue."""
+    the link itself, so the token never sits in the queue. At most so many
+    mails an hour go to one address or are asked for from one client
+    (services.allow_typed_address_mail); the page after says the same
+    whether a mail went, was capped, or the address is nobody's."""
 
-    def save(self, **kwargs):
-        for user in self.get_users(self.cleaned_data["email"]):
-            tasks.send_password_reset.delay(user_id=user.pk)
+    def save(self, request=None, **kwargs):
+        email = self.cleaned_data["email"]
+        client = audit.client_ip(request) if request is not None else None
+        if not services.allow_typed_address_mail(kind=MailRequest.Kind.PASSWORD_RESET, email=email, client_ip=client):
+            return
+        for user in self.get_users(email):
+            user_id = user.pk
+            transaction.on_commit(lambda user_id=user_id: tasks.send_password_reset.delay(user_id=user_id))
 
 
 # --- Forms that run an action -------------------------------------------------------

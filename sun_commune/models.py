@@ -6,6 +6,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -162,3 +163,31 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("audit entries cannot be deleted")
+
+
+class MailRequest(models.Model):
+    """A mail someone asked the site to send to an address they typed (a
+    password reset, a registration), kept to cap how many one address gets
+    and one client asks for in an hour. The address is kept as a keyed hash:
+    the count needs no address in clear."""
+
+    class Kind(models.TextChoices):
+        PASSWORD_RESET = "password_reset", _("Password reset")
+        REGISTRATION = "registration", _("Registration")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind)
+    address_hash = models.CharField(_("address (keyed hash)"), max_length=64)
+    client_ip = models.GenericIPAddressField(_("from address"), null=True, blank=True)
+    at = models.DateTimeField(_("when"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("mail request")
+        verbose_name_plural = _("mail requests")
+        indexes = [
+            models.Index(fields=["address_hash", "at"], name="mailrequest_address_idx"),
+            models.Index(fields=["client_ip", "at"], name="mailrequest_client_idx"),
+            models.Index(fields=["at"], name="mailrequest_at_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.kind}"

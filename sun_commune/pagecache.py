@@ -38,6 +38,7 @@ from collections import OrderedDict
 from functools import lru_cache, wraps
 from pathlib import Path
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -45,6 +46,8 @@ from django.http import HttpResponse
 from django.middleware.csrf import get_token
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
+
+from .crypto import fernet
 
 SEQUENCE = "sun_commune_page_version"
 
@@ -205,11 +208,25 @@ def with_token(html: str, request) -> str:
     return html.replace(CSRF_SLOT, get_token(request)) if CSRF_SLOT in html else html
 
 
-def keep(name: str, asks, render, *, request=None) -> SafeString:
+def _seal(html: str) -> bytes:
+    return fernet().encrypt(html.encode())
+
+
+def _unseal(token) -> str | None:
+    try:
+        return fernet().decrypt(token).decode()
+    except (InvalidToken, TypeError):
+        return None  # kept under a retired key, or in clear before: a miss
+
+
+def keep(name: str, asks, render, *, request=None, private=False) -> SafeString:
     """Part ``name`` of a page for what the request ``asks``; ``render()``
     returns its HTML (with ``CSRF_SLOT`` where a token goes) and is called
     only when the part is not kept. With ``request``, the request's own CSRF
-    token is put in."""
+    token is put in. A ``private`` part (a household's name or ID number, a
+    donor's pledges) is encrypted with the field-encryption key in the
+    shared cache, so Redis and its dumps never hold it in clear; the
+    process's own copy is kept as rendered."""
     seconds = settings.PAGE_CACHE_SECONDS
     if seconds <= 0:
         html = render()
@@ -220,10 +237,12 @@ def keep(name: str, asks, render, *, request=None) -> SafeString:
             found = cache.get(k)
             if found is not None:
                 expires, html = found
-            else:
+                if private:
+                    html = _unseal(html)
+            if html is None:
                 html = render()
                 expires = time.time() + seconds
-                cache.set(k, (expires, html), seconds)
+                cache.set(k, (expires, _seal(html) if private else html), seconds)
             LOCAL.put(k, html, expires)
     return mark_safe(with_token(html, request) if request is not None else html)
 

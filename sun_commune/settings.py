@@ -131,7 +131,6 @@ CACHES = {
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", Path.home() / ".local" / "share" / "sun-commune" / "media"))
 MEDIA_URL = "/media/"
 MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", str(8 * 1024 * 1024)))
-DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # --- Static files: Bootstrap comes from npm (node_modules), never a CDN ---------
@@ -354,4 +353,66 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# Request lines are logged without their query string: the register's name
+# and ID-number searches are GET forms (sun_commune/accesslog.py; gunicorn's
+# access log is ops/gunicorn.conf.py's logger_class).
+LOGGING["filters"] = {"no_query": {"()": "sun_commune.accesslog.DropQueryString"}}
+LOGGING["loggers"]["django.server"] = {"handlers": ["stderr"], "filters": ["no_query"], "propagate": False}
+
 ADMIN_URL = os.environ.get("ADMIN_URL", "admin/")
+
+# --- Abuse limits: logins, password resets, request bodies, photos (issue 14) -----
+#
+# Kept together so that each limit is found in one place; README lists each
+# variable. Failed logins are counted by django-axes in PostgreSQL (never
+# only in Redis: a restarted cache must not forgive a guesser).
+
+from datetime import timedelta  # noqa: E402
+
+INSTALLED_APPS += ["axes"]
+# The body cap runs before anything reads the body (CSRF reads the POST);
+# axes turns a lockout into the login page with its message.
+MIDDLEWARE = ["sun_commune.limits.RequestBodyLimitMiddleware", *MIDDLEWARE, "axes.middleware.AxesMiddleware"]
+# The axes backend refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
+
+# Wrong passwords for one account (from anywhere), and from one client
+# address (for any accounts), within LOGIN_LOCKOUT_MINUTES, before logging in
+# is refused for that account or address until the window has passed. An
+# address gets more: a village office or a mobile carrier puts many people
+# behind one.
+LOGIN_FAILURES_PER_ACCOUNT = int(os.environ.get("LOGIN_FAILURES_PER_ACCOUNT", "10"))
+LOGIN_FAILURES_PER_ADDRESS = max(int(os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "40")), LOGIN_FAILURES_PER_ACCOUNT)
+LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "60"))
+AXES_HANDLER = "sun_commune.throttle.LoginThrottle"
+AXES_FAILURE_LIMIT = LOGIN_FAILURES_PER_ACCOUNT  # the address's count is set against it (throttle.py)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+# A guess during a lockout does not make it longer: the account's owner gets
+# back in LOGIN_LOCKOUT_MINUTES after it began, however long the guessing goes on.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A successful login does not wipe the address's count (it would let a
+# guesser with one account of their own start again).
+AXES_RESET_ON_SUCCESS = False
+AXES_CLIENT_IP_CALLABLE = "sun_commune.audit.client_ip"  # the audit log's address, TRUSTED_PROXY_COUNT included
+AXES_LOCKOUT_CALLABLE = "sun_commune.throttle.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+
+# Mails sent to an address someone typed (password reset, registration):
+# at most this many an hour to one address, and from one client address.
+TYPED_ADDRESS_MAILS_PER_ADDRESS = int(os.environ.get("TYPED_ADDRESS_MAILS_PER_ADDRESS", "3"))
+TYPED_ADDRESS_MAILS_PER_CLIENT = int(os.environ.get("TYPED_ADDRESS_MAILS_PER_CLIENT", "20"))
+
+# Request bodies: a view that takes files says so (sun_commune.limits.accepts_files);
+# every other view accepts REQUEST_BODY_MAX_BYTES, and a larger body is refused
+# with 413 from its Content-Length, before a byte of it is read.
+REQUEST_BODY_MAX_BYTES = int(os.environ.get("REQUEST_BODY_MAX_BYTES", str(64 * 1024)))
+# The admin's change lists post many fields at once.
+ADMIN_BODY_MAX_BYTES = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = ADMIN_BODY_MAX_BYTES
+
+# Photos: more decoded pixels than this are refused before decoding (a phone
+# photo has 12–24 million).
+PHOTO_MAX_PIXELS = int(os.environ.get("PHOTO_MAX_PIXELS", str(24_000_000)))
+# Axes says INFO for every failed login; its warnings (lockouts) are enough.
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}

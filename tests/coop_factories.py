@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from cooperatives.models import Cooperative, Member
 from cooperatives.services import coops, distributions, loans, purchases, register
+from sun_commune.models import User
 
 from . import factories
 
@@ -47,6 +48,7 @@ def add_poor_member(
         labour_days=Decimal("20"),
         service_fees=Decimal("1600"),
     )
+    member = confirm(member)
     if loan:
         loans.create_loan(
             by=coop.manager,
@@ -59,6 +61,19 @@ def add_poor_member(
             started_on=joined,
         )
     return member
+
+
+def village_secretary(village):
+    """The first secretary of ``village``: the one the test made, else a new one."""
+    found = User.objects.filter(
+        role_grants__role="secretary", role_grants__area=village, role_grants__active=True
+    ).first()
+    return found or factories.make_secretary(village, username=f"secretary_{village.code}")
+
+
+def confirm(member, *, basis="签了入社申请书") -> Member:
+    """The household's side: its village's first secretary confirms."""
+    return register.confirm_membership(by=village_secretary(member.household.village), member_id=member.pk, basis=basis)
 
 
 def add_farmer(coop, name="王建国", *, own=Decimal("20000"), joined=date(YEAR, 1, 5)) -> Member:

@@ -508,7 +508,7 @@ def test_a_member_form_with_an_unknown_household_is_refused(world, client_of):
     assert (snapshot(), Member.objects.count()) == before
 
 
-def test_the_manager_enters_a_member_and_a_loan_through_the_pages(world, areas, client_of):
+def test_the_manager_enters_a_member_and_a_loan_through_the_pages(world, areas, client_of, secretary_b):
     household = factories.HouseholdFactory(village=areas.village_b)  # same county (Yanting)
     client = client_of(world.coop.manager)
     response = client.post(
@@ -524,6 +524,11 @@ def test_the_manager_enters_a_member_and_a_loan_through_the_pages(world, areas, 
     )
     assert response.status_code == 302, response.context["form"].errors
     member = Member.objects.get(household=household)
+    # The household's side: village B's first secretary confirms.
+    response = client_of(secretary_b).post(
+        reverse("cooperatives:membership-confirm", args=[member.pk]), {"basis": "签了入社申请书"}
+    )
+    assert response.status_code == 302
     response = client.post(
         reverse("cooperatives:loan-create", args=[world.coop.pk, member.pk]),
         {

@@ -104,7 +104,8 @@ def distribution_inputs(coop: Cooperative, year: int) -> tuple[list[distribution
     member number"."""
     year_end = date(year, 12, 31)
     members = list(
-        Member.objects.filter(cooperative=coop, joined_on__lte=year_end)
+        Member.objects.confirmed()
+        .filter(cooperative=coop, joined_on__lte=year_end)
         .exclude(exited_on__lt=date(year, 1, 1))
         .order_by("id")
         .values_list("id", "household_id")

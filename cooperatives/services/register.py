@@ -21,6 +21,7 @@ from sun_commune import audit
 from sun_commune.errors import ActionRefused
 from sun_commune.money import CENT
 
+from .. import tasks
 from ..models import (
     Cooperative,
     Distribution,
@@ -76,7 +77,11 @@ def holdings(member_id: int, *, as_of: date | None = None) -> dict[str, Decimal]
 
 
 def _lock_member(member_id: int) -> Member:
-    return Member.objects.select_for_update().select_related("cooperative").get(pk=member_id)
+    """The member locked for a change in the register (shares, loans,
+    contracts, deliveries): refused while its village has not confirmed it."""
+    member = Member.objects.select_for_update().select_related("cooperative").get(pk=member_id)
+    require_confirmed(member)
+    return member
 
 
 def _event(member: Member, *, by, kind, holding, quantity, occurred_on, **extra) -> ShareEvent:
@@ -126,7 +131,11 @@ def add_member(
     if kind == Member.Kind.HOUSEHOLD:
         if household is None:
             raise ActionRefused(_("Choose the registered household."), field="household")
-        if Member.objects.filter(cooperative=coop, household=household).exists():
+        if (
+            Member.objects.filter(cooperative=coop, household=household)
+            .exclude(standing=Member.Standing.DECLINED)
+            .exists()
+        ):
             raise ActionRefused(_("This household is already on the cooperative's register."), field="household")
         name = ""
     else:
@@ -137,10 +146,6 @@ def add_member(
             raise ActionRefused(
                 _("Government subsidy is quantified to registered poor households only."), field="subsidy_capital"
             )
-    last = Member.objects.filter(cooperative=coop).order_by("-number").values_list("number", flat=True).first()
-    member = Member.objects.create(
-        cooperative=coop, number=(last or 0) + 1, kind=kind, household=household, name=name, joined_on=joined_on
-    )
     put_in = {}
     for holding, amount, field, extra in (
         (ShareEvent.Holding.OWN, own_capital, "own_capital", {}),
@@ -155,29 +160,141 @@ def add_member(
             continue
         amount = _exact_yuan(amount, field=field) if holding in ShareEvent.CAPITAL else _two_places(amount, field=field)
         extra = {k: _exact_yuan(v, field=k) for k, v in extra.items() if v is not None}
-        _event(
-            member,
-            by=by,
-            kind=ShareEvent.Kind.JOIN,
-            holding=holding,
-            quantity=amount,
-            occurred_on=joined_on,
-            note=note,
-            **extra,
-        )
-        put_in[holding] = amount
+        put_in[holding] = (amount, extra)
+    last = Member.objects.filter(cooperative=coop).order_by("-number").values_list("number", flat=True).first()
+    requested = household is not None
+    member = Member.objects.create(
+        cooperative=coop,
+        number=(last or 0) + 1,
+        kind=kind,
+        household=household,
+        name=name,
+        joined_on=joined_on,
+        standing=Member.Standing.REQUESTED if requested else Member.Standing.CONFIRMED,
+        proposed={"put_in": _as_json(put_in), "note": note} if requested else {},
+        requested_by=by if requested and getattr(by, "pk", None) else None,
+    )
+    if not requested:
+        _join_events(member, by=by, put_in=put_in, note=note)
     audit.record(
         actor=by,
-        action="cooperative.member_joined",
+        action="cooperative.member_requested" if requested else "cooperative.member_joined",
         obj=member,
         changes={
             "cooperative": coop.pk,
             "number": member.number,
             "kind": kind,
             "household": household.public_id if household else None,
-            "put_in": put_in,
+            "put_in": {h: amount for h, (amount, _extra) in put_in.items()},
         },
     )
+    if requested:
+        transaction.on_commit(lambda: tasks.notify_membership_requested.delay(member_id=member.pk))
+    return member
+
+
+def _as_json(put_in: dict) -> list:
+    """A list, not an object: jsonb reorders an object's keys, and the join
+    events go in the order the form has them."""
+    return [[h, str(amount), {k: str(v) for k, v in extra.items()}] for h, (amount, extra) in put_in.items()]
+
+
+def _from_json(put_in: list) -> dict:
+    return {h: (Decimal(amount), {k: Decimal(v) for k, v in extra.items()}) for h, amount, extra in put_in}
+
+
+def _join_events(member: Member, *, by, put_in: dict, note: str) -> None:
+    for holding, (amount, extra) in put_in.items():
+        _event(
+            member,
+            by=by,
+            kind=ShareEvent.Kind.JOIN,
+            holding=holding,
+            quantity=amount,
+            occurred_on=member.joined_on,
+            note=note,
+            **extra,
+        )
+
+
+def require_confirmed(member: Member) -> None:
+    """Refuse anything in the register of a household whose village has not
+    confirmed its membership."""
+    if member.standing == Member.Standing.REQUESTED:
+        raise ActionRefused(
+            _(
+                "The household's village has not confirmed this membership yet: nothing can be entered for the "
+                "member until it does."
+            )
+        )
+    if member.standing == Member.Standing.DECLINED:
+        raise ActionRefused(_("The household's village declined this membership: the member is not in the register."))
+
+
+def _lock_request(member_id: int, by) -> Member:
+    """The request locked, answered only by a first secretary of the
+    household's village (the household's side)."""
+    member = Member.objects.select_for_update(of=("self",)).select_related("cooperative", "household").get(pk=member_id)
+    if member.household_id is None or member.household.village_id not in {v.pk for v in by.secretary_villages}:
+        raise ActionRefused(_("Only the first secretary of the household's village can answer this request."))
+    return member
+
+
+@transaction.atomic
+def confirm_membership(*, by, member_id: int, basis: str) -> Member:
+    """The household's side agrees: its village's first secretary confirms
+    the request, saying on what basis the household agreed. Enters the
+    proposed "join" events (dated the day the member joined, recorded by the
+    manager who entered them), writes the audit entry and mails the
+    cooperative's managers after commit. Confirming twice changes nothing."""
+    basis = (basis or "").strip()
+    if not basis:
+        raise ActionRefused(_("Say how the household agreed to join (a signed form, a meeting, …)."), field="basis")
+    member = _lock_request(member_id, by)
+    if member.standing == Member.Standing.CONFIRMED:
+        return member
+    if member.standing == Member.Standing.DECLINED:
+        raise ActionRefused(_("This request was declined; the cooperative can send a new one."))
+    _year_open(member.cooperative_id, member.joined_on, field="basis")
+    put_in = _from_json(member.proposed.get("put_in", []))
+    _join_events(member, by=member.requested_by, put_in=put_in, note=member.proposed.get("note", ""))
+    member.standing = Member.Standing.CONFIRMED
+    member.consent_basis = basis
+    member.decided_at = timezone.now()
+    member.decided_by = by
+    member.save(update_fields=["standing", "consent_basis", "decided_at", "decided_by"])
+    audit.record(
+        actor=by,
+        action="cooperative.member_confirmed",
+        obj=member,
+        changes={"cooperative": member.cooperative_id, "number": member.number, "basis": basis},
+    )
+    transaction.on_commit(lambda: tasks.notify_membership_decided.delay(member_id=member.pk))
+    return member
+
+
+@transaction.atomic
+def decline_membership(*, by, member_id: int) -> Member:
+    """The household's side does not agree: the request is declined (the row
+    stays, with nothing in the register; the cooperative may ask again).
+    Audit entry; the managers are mailed after commit. Declining twice
+    changes nothing."""
+    member = _lock_request(member_id, by)
+    if member.standing == Member.Standing.DECLINED:
+        return member
+    if member.standing == Member.Standing.CONFIRMED:
+        raise ActionRefused(_("This membership is already confirmed; the member leaves through the cooperative."))
+    member.standing = Member.Standing.DECLINED
+    member.decided_at = timezone.now()
+    member.decided_by = by
+    member.save(update_fields=["standing", "decided_at", "decided_by"])
+    audit.record(
+        actor=by,
+        action="cooperative.member_declined",
+        obj=member,
+        changes={"cooperative": member.cooperative_id, "number": member.number},
+    )
+    transaction.on_commit(lambda: tasks.notify_membership_decided.delay(member_id=member.pk))
     return member
 
 
@@ -244,6 +361,8 @@ def transfer_shares(
         m.pk: m for m in Member.objects.select_for_update().filter(pk__in=[from_member_id, to_member_id]).order_by("pk")
     }
     giver, taker = locked[from_member_id], locked[to_member_id]
+    require_confirmed(giver)
+    require_confirmed(taker)
     if giver.cooperative_id != taker.cooperative_id:
         raise ActionRefused(_("Shares move only between members of the same cooperative."), field="to_member")
     if not taker.is_active or not giver.is_active:

@@ -198,12 +198,17 @@ def invite_donor(
     unit: str = "",
     unit_price=None,
     message: str = "",
-) -> Pairing:
+) -> Pairing | None:
     """A village's secretary invites a registered donor (found by username or
     e-mail) to pair with ``household`` or the village, on the terms given.
     Refused while that donor has an open pairing with it. Mails the donor
-    after commit (public facts of the household only)."""
-    donor = find_donor(donor_login)
+    after commit (public facts of the household only). Returns None, with
+    nothing done, when no single donor has that login: the secretary is
+    told the same either way, so the invitation cannot be used to learn who
+    is registered."""
+    donor = find_donor(donor_login, quietly=True)
+    if donor is None:
+        return None
     pairing = _new_pairing(
         by=by,
         donor=donor,
