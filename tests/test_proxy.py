@@ -45,7 +45,7 @@ def nginx(live_server, tmp_path):
         key=key,
     )
     with running(tmp_path, site, https_port):
-        yield http_port, https_port
+        yield http_port, https_port, tmp_path
 
 
 def fetch(port, path, *, tls=True, method="GET", headers=None):
@@ -62,7 +62,7 @@ def fetch(port, path, *, tls=True, method="GET", headers=None):
 
 @pytest.mark.django_db(transaction=True)
 def test_nginx_serves_the_ledger_files_and_static_files_itself_and_buffers_pages(areas, county_reviewer, nginx):
-    http_port, https_port = nginx
+    http_port, https_port, nginx_dir = nginx
     bulk_goods_in(50, areas.village_a)
     publication.publish_all()
     files = downloads.write_files()
@@ -89,9 +89,14 @@ def test_nginx_serves_the_ledger_files_and_static_files_itself_and_buffers_pages
 
     response, body = fetch(https_port, "/")  # a page, from the app
     assert response.status == 200 and b"<html" in body
+    fetch(https_port, "/ledger/?q=%E9%BB%84%E5%9B%BD%E5%9F%BA&id_number=510700", headers={"Referer": "/?q=x510700"})
 
     response, _body = fetch(https_port, "/accounts/login/", method="POST", headers={"Content-Length": str(10 << 20)})
     assert response.status == 413  # larger than any upload: refused before gunicorn sees it
 
     response, _body = fetch(http_port, "/ledger/", tls=False)
     assert response.status == 301 and response.getheader("Location") == "https://localhost/ledger/"
+
+    logged = (nginx_dir / "access.log").read_text()
+    assert '"GET /ledger/ HTTP/1.1" 200' in logged and '"GET /ledger/ledger.jsonl HTTP/1.1" 200' in logged
+    assert "510700" not in logged and "%E9" not in logged.upper() and "黄" not in logged  # no query, no Referer

@@ -41,6 +41,7 @@ def site_config(
         ("/etc/ssl/sun-commune/privkey.pem", str(key)),
         ("/var/lib/sun-commune/ledger-files", str(files_root)),
         ("/srv/sun-commune/staticfiles/", f"{static}/"),
+        ("/var/log/nginx/sun-commune.access.log", str(Path(cert).parent / "access.log")),
     ]:
         assert placeholder in text, placeholder
         text = text.replace(placeholder, value)
