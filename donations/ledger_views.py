@@ -1,7 +1,6 @@
 """The public fund-usage ledger: pages and downloads read only what was
 published (a published batch never changes), and nothing private is in it."""
 
-import csv
 import json
 from datetime import date
 from decimal import Decimal
@@ -12,7 +11,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.db.models import Q
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -26,9 +25,9 @@ from sun_commune.forms import act_on_form
 from sun_commune.limits import accepts_files
 from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page
-from sun_commune.spreadsheets import append_row, csv_cell
+from sun_commune.spreadsheets import append_row
 
-from . import access, publication
+from . import access, downloads, publication
 from .forms import AllocationForm, FundReportForm, GiftForm, LedgerFilterForm, ReverseForm, SpendForm
 from .models import AreaLedgerTotal, LedgerAccount, LedgerBatch, LedgerCheck, LedgerTransaction, Need, PublishedEntry
 from .services import money
@@ -110,77 +109,26 @@ def ledger_totals(request):
 # --- Downloads at stable URLs -----------------------------------------------------
 
 
-def _lines():
-    rows = PublishedEntry.objects.order_by("index").values_list("line", flat=True)
-    for line in rows.iterator(chunk_size=5000):
-        yield line + "\n"
+DOWNLOADS = {
+    "ledger.jsonl": ("application/x-ndjson; charset=utf-8", True),
+    "ledger.csv": ("text/csv; charset=utf-8", True),
+    "checkpoints.jsonl": ("application/x-ndjson; charset=utf-8", True),
+    "checkpoint.json": ("application/json", False),
+}
 
 
 @require_GET
-def ledger_jsonl(request):
-    response = StreamingHttpResponse(_lines(), content_type="application/x-ndjson; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="ledger.jsonl"'
-    response["Cache-Control"] = DOWNLOAD_CACHE
-    return response
-
-
-CSV_COLUMNS = [
-    # 360Giving core fields, where they fit a ledger entry.
-    ("Identifier", lambda d: f"SUN-COMMUNE-{d['index']}"),
-    ("Title", lambda d: d["need_title"] or d["purpose"]),
-    ("Description", lambda d: d["purpose"]),
-    ("Currency", lambda d: d["currency"]),
-    ("Amount Awarded", lambda d: d["amount"]),
-    ("Award Date", lambda d: d["date"]),
-    ("Recipient Ind:Identifier", lambda d: d["household"] or ""),
-    ("Beneficiary Location:Name", lambda d: d["area_name"]),
-    ("Beneficiary Location:Geographic Code", lambda d: d["area"]),
-    ("Funding Org:Name", lambda d: d["donor"] or ""),
-    ("Grant Programme:Title", lambda d: d["kind"]),
-    ("Last Modified", lambda d: d["recorded_at"]),
-    # The ledger's own columns.
-    ("Entry Index", lambda d: d["index"]),
-    ("Transaction Id", lambda d: d["id"]),
-    ("Need Id", lambda d: d["need"] or ""),
-    ("Category", lambda d: d["category"] or ""),
-    ("Payee", lambda d: d["payee"] or ""),
-    ("Voucher SHA-256", lambda d: d["voucher_sha256"] or ""),
-    ("Reverses", lambda d: d["reverses"] or ""),
-    ("Legs", lambda d: " ".join(f"{leg['account']}:{leg['amount']}" for leg in d["legs"])),
-]
-
-
-TEXT_COLUMNS = {"Title", "Description", "Funding Org:Name", "Beneficiary Location:Name", "Payee"}
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def _csv_rows():
-    writer = csv.writer(_Echo())
-    yield "\ufeff" + writer.writerow([name for name, _get in CSV_COLUMNS])
-    rows = PublishedEntry.objects.order_by("index").values_list("line", flat=True)
-    for line in rows.iterator(chunk_size=5000):
-        data = json.loads(line)
-        yield writer.writerow([csv_cell(get(data)) if name in TEXT_COLUMNS else get(data) for name, get in CSV_COLUMNS])
-
-
-@require_GET
-def ledger_csv(request):
-    response = StreamingHttpResponse(_csv_rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="ledger.csv"'
-    response["Cache-Control"] = DOWNLOAD_CACHE
-    return response
-
-
-@require_GET
-def checkpoint_latest(request):
-    batch = _latest_batch()
-    if batch is None:
-        raise Http404
-    response = JsonResponse(batch.checkpoint())
+def download(request, name):
+    """A download written as a file when its batch was published
+    (donations/downloads.py): served with sendfile, never streamed from the
+    database. In production the proxy serves these files itself."""
+    path = downloads.serving().directory / name
+    try:
+        stream = path.open("rb")
+    except FileNotFoundError:
+        raise Http404 from None  # checkpoint.json before the first batch
+    content_type, attachment = DOWNLOADS[name]
+    response = FileResponse(stream, content_type=content_type, as_attachment=attachment, filename=name)
     response["Cache-Control"] = DOWNLOAD_CACHE
     return response
 
@@ -191,18 +139,6 @@ def checkpoint_detail(request, number):
     response = JsonResponse(batch.checkpoint())
     response["Content-Disposition"] = f'attachment; filename="checkpoint-{number}.json"'
     response["Cache-Control"] = "public, max-age=31536000, immutable"
-    return response
-
-
-@require_GET
-def checkpoints_jsonl(request):
-    def lines():
-        for batch in LedgerBatch.objects.order_by("number").iterator(chunk_size=2000):
-            yield json.dumps(batch.checkpoint(), separators=(",", ":")) + "\n"
-
-    response = StreamingHttpResponse(lines(), content_type="application/x-ndjson")
-    response["Content-Disposition"] = 'attachment; filename="checkpoints.jsonl"'
-    response["Cache-Control"] = DOWNLOAD_CACHE
     return response
 
 

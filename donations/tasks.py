@@ -15,7 +15,7 @@ from django.utils.http import urlsafe_base64_encode
 from sun_commune.errors import ActionRefused
 from sun_commune.mail import send_to_user
 
-from . import publication
+from . import downloads, publication
 from .models import Donor, GiftClaim, Need, Pairing, PairingInstallment, Pledge, period_of
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,14 @@ def expire_overdue_needs() -> int:
 @shared_task
 def publish_ledger() -> int:
     """Beat: publish every committed, unpublished ledger transaction as the
-    next numbered batches. Safe to run twice at once or to kill half-way."""
+    next numbered batches, then bring the download files up to the latest
+    batch (also when nothing new was published: a write that failed is made
+    on the next run). Safe to run twice at once or to kill half-way."""
     batches = publication.publish_all()
+    try:
+        downloads.write_files()
+    except OSError:
+        log.exception("the ledger's download files could not be written; the next run tries again")
     if batches:
         log.info(
             "published ledger batches %s..%s, tree size %d",

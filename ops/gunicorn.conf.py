@@ -1,12 +1,20 @@
 """gunicorn settings: sync workers, 2 × cores + 1 unless WEB_CONCURRENCY says
-otherwise; logs to stderr. Used by `make demo` and in production."""
+otherwise (GUNICORN_THREADS > 1: gthread workers with that many threads
+each); logs to stderr. Used by `make demo` and in production."""
 
 import multiprocessing
 import os
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-worker_class = "sync"
+# Sync workers behind nginx, which buffers every answer and serves the
+# ledger's files itself (ops/nginx.conf), so no slow client holds a worker.
+# With no proxy in front (the demo), a slow reader of a download holds the
+# worker that sends it; gthread workers give it a thread instead, and the
+# heartbeat does not wait for that thread, so a long download is not cut by
+# `timeout` either (tools/bench_slow_readers.py measures both).
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 # A worker is recycled now and then to bound any leak, not every minute:

@@ -13,6 +13,11 @@ stop() {
 }
 trap stop INT TERM EXIT
 
+# No proxy buffers the demo's answers: gthread workers, so that slow readers
+# of the ledger's downloads hold a thread each, not every worker
+# (ops/gunicorn.conf.py; README "Running it in production" puts nginx in front).
+export GUNICORN_THREADS="${GUNICORN_THREADS:-4}"
+
 .venv/bin/gunicorn sun_commune.wsgi:application -c ops/gunicorn.conf.py & pids+=($!)
 .venv/bin/celery -A sun_commune worker --loglevel=INFO --concurrency=2 & pids+=($!)
 .venv/bin/celery -A sun_commune beat --loglevel=INFO --schedule=var/celerybeat-schedule & pids+=($!)

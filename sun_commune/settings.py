@@ -317,6 +317,14 @@ PLEDGE_OPEN_YUAN_LIMIT = Decimal(os.environ.get("PLEDGE_OPEN_YUAN_LIMIT", "10000
 MONEY_PLEDGE_RELEASE_DAYS = int(os.environ.get("MONEY_PLEDGE_RELEASE_DAYS", "14"))
 MONEY_PLEDGE_RELEASE_HOUR = int(os.environ.get("MONEY_PLEDGE_RELEASE_HOUR", "4"))
 
+# --- Ledger downloads as files (issue 14) -------------------------------------------
+
+# ledger.jsonl, ledger.csv and the checkpoints, written when a batch is
+# published (donations/downloads.py) and served from here by the proxy
+# (ops/nginx.conf) or by the web process; rebuilt by `manage.py
+# write_ledger_files`. Shared storage when there are several web machines.
+LEDGER_FILES_ROOT = Path(os.environ.get("LEDGER_FILES_ROOT", MEDIA_ROOT.parent / "ledger-files"))
+
 # --- Cooperatives ------------------------------------------------------------------
 
 # Days before a loan repayment falls due that its cooperative's managers are reminded.

@@ -12,6 +12,7 @@ os.environ.setdefault("CELERY_QUEUE", "sun_commune_test")
 os.environ.setdefault("CACHE_PREFIX", "sun_test")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="sun-commune-test-media-"))
+os.environ.setdefault("LEDGER_FILES_ROOT", tempfile.mkdtemp(prefix="sun-commune-test-ledger-files-"))
 
 from sun_commune.settings import *  # noqa: E402,F403
 

@@ -6,6 +6,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from donations import downloads
 from portal.demo.loader import DEMO_PASSWORD, DemoLoader, build_plan, summary
 
 LOGINS = (
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         plan = build_plan()
         with transaction.atomic():
             created = DemoLoader(plan=plan).run()
+        downloads.write_files()  # the ledger's downloads exist before the web server starts
         elapsed = time.monotonic() - started
         if options["verbosity"] < 1:
             return

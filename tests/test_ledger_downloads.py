@@ -1,0 +1,212 @@
+"""The ledger's downloads are files written when a batch is published
+(issue 14, finding 2): served as they are, never streamed from the database
+through a worker; one batch's set at a time, consistent with its checkpoint;
+safe to write twice, after a crash, or from another database's leftovers."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.http import FileResponse
+from django.test import Client
+
+from donations import downloads, publication, tasks
+from donations.models import LedgerBatch, PublishedEntry
+from donations.services import money
+
+from .ledger_support import yesterday
+
+ROOT = Path(__file__).resolve().parent.parent
+VERIFIER = ROOT / "tools" / "verify_ledger.py"
+
+
+@pytest.fixture
+def files_root(settings, tmp_path):
+    settings.LEDGER_FILES_ROOT = tmp_path / "ledger-files"
+    return settings.LEDGER_FILES_ROOT
+
+
+def gift(by, area, amount):
+    return money.record_gift(by=by, area=area, amount=amount, reference=f"V-{amount}", occurred_on=yesterday())
+
+
+def get(url) -> bytes:
+    response = Client().get(url)
+    assert response.status_code == 200, url
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def set_bytes(files: downloads.FileSet) -> dict:
+    return {name: (files.directory / name).read_bytes() for name in downloads.FILES}
+
+
+def expected_jsonl() -> bytes:
+    lines = PublishedEntry.objects.order_by("index").values_list("line", flat=True)
+    return "".join(line + "\n" for line in lines).encode()
+
+
+def expected_checkpoints() -> bytes:
+    return "".join(
+        json.dumps(b.checkpoint(), separators=(",", ":")) + "\n" for b in LedgerBatch.objects.order_by("number")
+    ).encode()
+
+
+@pytest.fixture
+def two_batches(areas, county_reviewer, files_root):
+    gift(county_reviewer, areas.yanting, "100")
+    gift(county_reviewer, areas.zitong, "200")
+    publication.publish_all()
+    first = downloads.write_files()
+    gift(county_reviewer, areas.yanting, "300")
+    publication.publish_all()
+    return first
+
+
+def test_the_files_hold_exactly_what_was_published_up_to_the_latest_batch(two_batches):
+    files = downloads.write_files()
+    latest = LedgerBatch.objects.order_by("-number").first()
+
+    assert (files.batch, files.tree_size, files.root_hash) == (2, 3, latest.root_hash)
+    assert (files.directory / "ledger.jsonl").read_bytes() == expected_jsonl()
+    assert (files.directory / "checkpoints.jsonl").read_bytes() == expected_checkpoints()
+    assert json.loads((files.directory / "checkpoint.json").read_bytes()) == latest.checkpoint()
+    table = (files.directory / "ledger.csv").read_bytes().decode("utf-8")
+    rows = list(csv.reader(io.StringIO(table.removeprefix("\ufeff"))))
+    assert table.startswith("\ufeffIdentifier,Title,") and [r[0] for r in rows[1:]] == [
+        "SUN-COMMUNE-0",
+        "SUN-COMMUNE-1",
+        "SUN-COMMUNE-2",
+    ]
+    assert files.directory == (files.directory.parent.parent / "current").resolve()
+
+
+def test_appending_a_batch_makes_the_same_bytes_as_writing_everything_anew(two_batches):
+    first = set_bytes(two_batches)
+    appended = set_bytes(downloads.write_files())  # batch 1's set + batch 2
+    rebuilt = set_bytes(downloads.write_files(rebuild=True))
+
+    assert appended == rebuilt
+    assert two_batches.batch == 1 and first != appended
+    assert appended["ledger.jsonl"].startswith(first["ledger.jsonl"])
+    assert appended["ledger.csv"].startswith(first["ledger.csv"])
+
+
+def test_the_stable_urls_serve_the_files_without_reading_the_entries(two_batches, django_assert_max_num_queries):
+    files = downloads.write_files()
+    for name in ("ledger.jsonl", "ledger.csv", "checkpoints.jsonl", "checkpoint.json"):
+        with django_assert_max_num_queries(2):  # the latest batch, the lock: never the entries
+            response = Client().get(f"/ledger/{name}")
+        assert isinstance(response, FileResponse), name
+        assert b"".join(response.streaming_content) == (files.directory / name).read_bytes(), name
+    response = Client().get("/ledger/ledger.jsonl")
+    assert response["Content-Type"] == "application/x-ndjson; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="ledger.jsonl"'
+    assert response["Content-Length"] == str(len(expected_jsonl()))
+    assert Client().get("/ledger/checkpoint.json")["Content-Type"] == "application/json"
+
+
+def test_a_request_brings_files_that_lag_behind_up_to_the_latest_batch(two_batches, tmp_path):
+    """No worker wrote batch 2 yet (the fixture wrote only batch 1)."""
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_bytes(get("/ledger/ledger.jsonl"))
+    checkpoint = tmp_path / "checkpoint.json"
+    checkpoint.write_bytes(get("/ledger/checkpoint.json"))
+
+    assert ledger.read_bytes() == expected_jsonl()
+    assert json.loads(checkpoint.read_bytes())["batch"] == 2
+    result = subprocess.run([sys.executable, "-I", str(VERIFIER), ledger, checkpoint], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_while_another_process_writes_the_previous_whole_set_is_served(two_batches, tmp_path):
+    locked, release = threading.Event(), threading.Event()
+
+    def writer_elsewhere():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [downloads.ADVISORY_LOCK])
+            locked.set()
+            release.wait(30)
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [downloads.ADVISORY_LOCK])
+        connection.close()
+
+    thread = threading.Thread(target=writer_elsewhere)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        ledger, checkpoint = get("/ledger/ledger.jsonl"), json.loads(get("/ledger/checkpoint.json"))
+    finally:
+        release.set()
+        thread.join()
+
+    assert ledger == (two_batches.directory / "ledger.jsonl").read_bytes()
+    assert ledger.count(b"\n") == checkpoint["tree_size"] == 2 and checkpoint["batch"] == 1
+    assert downloads.current().batch == 1  # nothing written under someone else's lock
+
+
+def test_files_from_another_database_are_rebuilt_not_served(areas, county_reviewer, files_root):
+    gift(county_reviewer, areas.yanting, "100")
+    publication.publish_all()
+    mine = downloads.write_files()
+    state = json.loads((mine.directory / downloads.STATE).read_text())
+    (mine.directory / downloads.STATE).write_text(json.dumps({**state, "root_hash": "ab" * 32}))
+    (mine.directory / "ledger.jsonl").write_text('{"not":"this ledger"}\n')
+
+    assert get("/ledger/ledger.jsonl") == expected_jsonl()
+
+
+def test_writing_twice_changes_nothing_and_a_dead_writers_leftovers_are_cleared(
+    two_batches, areas, county_reviewer, files_root
+):
+    files = downloads.write_files()
+    written = {name: (files.directory / name).stat().st_mtime_ns for name in downloads.FILES}
+    assert downloads.write_files() == files
+    assert {name: (files.directory / name).stat().st_mtime_ns for name in downloads.FILES} == written
+
+    # A writer killed half-way: a set never swapped in, a directory never renamed.
+    (files_root / "batches" / ".new-3-999").mkdir()
+    (files_root / "batches" / "3-deadbeef").mkdir()
+    (files_root / "batches" / "3-deadbeef" / "ledger.jsonl").write_text("half\n")
+    gift(county_reviewer, areas.yanting, "400")
+    publication.publish_all()
+    newer = downloads.write_files()
+
+    assert newer.batch == 3 and (newer.directory / "ledger.jsonl").read_bytes() == expected_jsonl()
+    assert sorted(p.name.split("-")[0] for p in (files_root / "batches").iterdir()) == ["2", "3"]
+
+
+def test_a_download_already_started_keeps_reading_its_own_set(two_batches):
+    with open(two_batches.directory / "ledger.jsonl", "rb") as started:
+        head = started.read(10)
+        downloads.write_files()  # batch 2's set swapped in
+        downloads.write_files(rebuild=True)  # and again: batch 1's set is pruned
+        rest = started.read()
+    assert (head + rest).count(b"\n") == 2 and not two_batches.directory.exists()
+
+
+def test_the_beat_job_and_the_commands_write_the_files(areas, county_reviewer, files_root):
+    gift(county_reviewer, areas.yanting, "100")
+    tasks.publish_ledger()
+    assert downloads.current().batch == 1
+
+    gift(county_reviewer, areas.yanting, "200")
+    call_command("publish_ledger", stdout=io.StringIO())
+    assert downloads.current().batch == 2 and downloads.current().tree_size == 2
+
+    out = io.StringIO()
+    call_command("write_ledger_files", "--rebuild", stdout=out)
+    assert "batch 2, 2 entries" in out.getvalue()
+    assert (downloads.current().directory / "ledger.jsonl").read_bytes() == expected_jsonl()
+
+
+def test_before_the_first_batch_the_ledger_is_empty_and_there_is_no_checkpoint(db, files_root):
+    assert get("/ledger/ledger.jsonl") == b""
+    assert get("/ledger/checkpoints.jsonl") == b""
+    assert get("/ledger/ledger.csv").decode("utf-8").startswith("\ufeffIdentifier,")
+    assert Client().get("/ledger/checkpoint.json").status_code == 404
