@@ -97,6 +97,7 @@ def run(outbox_id: int) -> bool:
             return False
         task(**row.kwargs)
         OutboxTask.objects.filter(pk=row.pk).update(done_at=timezone.now())
+    log.info("outbox row %d: %s done", row.pk, row.name)
     return True
 
 
@@ -113,6 +114,7 @@ def _run_committing_itself(row: OutboxTask, task) -> bool:
             return False  # done by the run that held the lock just before
         task(**row.kwargs)
         OutboxTask.objects.filter(pk=row.pk).update(done_at=timezone.now())
+        log.info("outbox row %d: %s done", row.pk, row.name)
         return True
     finally:
         with connection.cursor() as cursor:

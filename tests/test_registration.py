@@ -121,6 +121,9 @@ def test_inviting_says_the_same_whether_or_not_the_donor_exists(areas, secretary
 @pytest.mark.parametrize("uidb64", ["%00", "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5", "MA", "-"])
 def test_a_wrong_link_answers_with_a_message_not_an_error(db, uidb64):
     path = f"/donors/register/confirm/{uidb64}/abc-def/"
+    if uidb64 == "%00":  # a NUL byte in any path is refused first, with its message
+        assert Client().get(path).status_code == Client().post(path).status_code == 400
+        return
 
     assert Client().get(path).status_code == 200
     assert Client().post(path)["Location"] == reverse("donations:donor-register")
