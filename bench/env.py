@@ -87,6 +87,13 @@ def django_env(scale: str) -> dict:
         **SECRET_ENV,
         "DATABASE_URL": f"postgres:///{database_name(scale)}",
         "DJANGO_SETTINGS_MODULE": "sun_commune.settings",
+        # The pledge writes send thousands of pledges from 64 donors: what a
+        # donor may hold open is lifted (the check itself still runs), as it
+        # would be for long-standing donors of a real site.
+        "PLEDGE_OPEN_LIMIT": "1000000000",
+        "PLEDGE_OPEN_YUAN_LIMIT": "1000000000000",
+        "PLEDGE_NEW_DONOR_DAYS": "0",
+        "PLEDGE_NEW_DONOR_HONOURED": "0",
     }
 
 

@@ -499,13 +499,17 @@ def load(conn, name: str, s: dict) -> dict:
     run(
         conn,
         """
-        INSERT INTO donations_donor (id, kind, name, show_name, phone, created_at, user_id)
+        INSERT INTO donations_donor (id, kind, name, show_name, phone, created_at, user_id, verified_email, verified_at)
         SELECT d, CASE WHEN d %% 10 = 0 THEN 'enterprise' WHEN d %% 10 = 1 THEN 'organisation' ELSE 'person' END,
                CASE WHEN d %% 10 = 0 THEN substr(%(p1)s, 1 + d %% length(%(p1)s), 1) || '阳光实业有限公司'
                     ELSE substr(%(sn)s, 1 + d %% length(%(sn)s), 1) || substr(%(gv)s, 1 + (d / 7) %% length(%(gv)s), 1)
                          || substr(%(gv)s, 1 + (d / 3) %% length(%(gv)s), 1) END,
                d %% 2 = 0, '', now() - interval '3 years',
-               CASE WHEN d = 1 THEN %(bench0)s + 1 WHEN d > %(d)s THEN %(bench0)s + 1 + (d - %(d)s) ELSE d END
+               CASE WHEN d = 1 THEN %(bench0)s + 1 WHEN d > %(d)s THEN %(bench0)s + 1 + (d - %(d)s) ELSE d END,
+               -- every donor's e-mail verified (the user's address, below), as a site's long-standing donors are
+               'user' || CASE WHEN d = 1 THEN %(bench0)s + 1 WHEN d > %(d)s THEN %(bench0)s + 1 + (d - %(d)s) ELSE d END
+                      || '@bench.example',
+               now() - interval '3 years'
         FROM generate_series(1, %(d)s + %(pledgers)s) d""",
         {"d": donors, "bench0": bench0, "pledgers": pledgers, "p1": PLACE_1, "sn": SURNAMES, "gv": GIVEN},
         "donors",
