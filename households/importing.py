@@ -338,6 +338,7 @@ class Checker:
         self.households: list[dict] = []  # clean rows to import
         self.members: dict[str, list[dict]] = defaultdict(list)  # id_hash → members to import
         self.total_rows = 0
+        self.today = timezone.localdate()  # once, not once a row
 
     # One cell ---------------------------------------------------------------
 
@@ -408,7 +409,7 @@ class Checker:
         if not value:
             self._error(row, key, _("Required: this cell is empty."))
             return None
-        problem = ids.problem(value)
+        problem = ids.problem(value, today=self.today)
         if problem is not None:
             self._error(row, key, problem.message)
             return None

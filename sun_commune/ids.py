@@ -24,6 +24,7 @@ import hmac
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from django.utils import timezone
@@ -118,12 +119,8 @@ def region_known(code: str, born: int) -> bool:
     woman born in 1952 in Yanting has 510723, a code made in 1985. So a code
     counts when it had not been retired before the person was born.
     """
-    try:
-        found = numdb.get("cn/loc").info(code)
-        county = {k: v for _part, props in found for k, v in props.items()}["county"]
-    except KeyError:
-        # A known province whose table lacks this county (get_birth_place
-        # fails the same way, with KeyError rather than InvalidComponent).
+    county = _county(code)
+    if county is None:
         return False
     for name in county.split(","):
         if not name.startswith("["):
@@ -132,6 +129,16 @@ def region_known(code: str, born: int) -> bool:
         if not end or int(end) >= born:
             return True
     return False
+
+
+@lru_cache(maxsize=16384)
+def _county(code: str) -> str | None:
+    """The table's county entry for ``code`` (its names, each with the years
+    it was in use), or None. Kept: the table is searched line by line."""
+    found = numdb.get("cn/loc").info(code)
+    # A known province whose table lacks this county has no "county" (where
+    # get_birth_place raises KeyError rather than InvalidComponent).
+    return {k: v for _part, props in found for k, v in props.items()}.get("county")
 
 
 def is_valid(value: str) -> bool:
