@@ -60,7 +60,7 @@ MESSAGES = {
 }
 
 
-@dataclass
+@dataclass(eq=False)
 class IdProblem(Exception):
     """Why a number is refused: ``code`` is one of ``MESSAGES``; the message
     never repeats the number or any part of it."""
@@ -165,4 +165,4 @@ def id_hash(value: str) -> str | None:
     value = _folded(value)
     if not value:
         return None
-    return hmac.new(settings.ID_HASH_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(settings.ID_HASH_KEY.encode(), value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()

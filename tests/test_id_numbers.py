@@ -252,6 +252,12 @@ def test_each_problem_has_a_translated_message_that_never_holds_the_number():
             assert value[:6] not in text and value[6:14] not in text
 
 
+def test_a_lone_surrogate_is_refused_and_hashes_without_an_error():
+    n = VALID[7]
+    assert ids.problem(n[:17] + "\ud800", today=TODAY).code == "characters"
+    assert ids.id_hash(n[:17] + "\ud800") != ids.id_hash(n)
+
+
 def test_validate_raises_the_problem():
     with pytest.raises(ids.IdProblem) as error:
         ids.validate(number("510723", "19700230"), today=TODAY)
