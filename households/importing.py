@@ -33,12 +33,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from openpyxl import Workbook, load_workbook
 
-from sun_commune import audit, outbox, pagecache
+from sun_commune import audit, ids, outbox, pagecache
 from sun_commune.models import AuditEntry
 from sun_commune.spreadsheets import append_row
 
 from . import access, tasks
-from .crypto import decrypt_bytes, id_hash, id_number_valid, normalise_id
+from .crypto import decrypt_bytes, id_hash
 from .models import Area, Household, HouseholdChange, HouseholdMember, ImportJob, new_public_id
 from .models import name_terms as index_names
 
@@ -338,6 +338,7 @@ class Checker:
         self.households: list[dict] = []  # clean rows to import
         self.members: dict[str, list[dict]] = defaultdict(list)  # id_hash → members to import
         self.total_rows = 0
+        self.today = timezone.localdate()  # once, not once a row
 
     # One cell ---------------------------------------------------------------
 
@@ -404,15 +405,13 @@ class Checker:
                 ),
             )
             return None
-        value = normalise_id(unicodedata.normalize("NFKC", _text(raw)))
+        value = ids.canonical(_text(raw))
         if not value:
             self._error(row, key, _("Required: this cell is empty."))
             return None
-        if len(value) != 18 or not value[:17].isdigit() or not (value[17].isdigit() or value[17] == "X"):
-            self._error(row, key, _("An ID number has 18 characters: 17 digits and a digit or X."))
-            return None
-        if not id_number_valid(value):
-            self._error(row, key, _("The check digit of this ID number is wrong; please check each digit."))
+        problem = ids.problem(value, today=self.today)
+        if problem is not None:
+            self._error(row, key, problem.message)
             return None
         return value
 
@@ -679,8 +678,8 @@ def _chunks(items: list, size: int):
 
 
 def _id_hash_or_none(raw) -> str | None:
-    value = normalise_id(_text(raw)) if not isinstance(raw, float) else ""
-    return id_hash(value) if id_number_valid(value) else None
+    value = _text(raw) if not isinstance(raw, float) else ""
+    return id_hash(value) if ids.is_valid(value) else None
 
 
 def _member_key(m) -> tuple:

@@ -12,9 +12,10 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from sun_commune.ids import canonical
 from sun_commune.search import index_terms
 
-from .crypto import EncryptedTextField, id_hash, normalise_id
+from .crypto import EncryptedTextField, id_hash
 
 
 def name_terms(*names: str) -> list[str]:
@@ -254,7 +255,7 @@ class Household(models.Model):
         return self.public_label
 
     def save(self, *args, **kwargs):
-        self.id_number = normalise_id(self.id_number)
+        self.id_number = canonical(self.id_number)
         self.id_hash = id_hash(self.id_number)
         self.name_terms = name_terms(self.head_name, *self.member_names())
         if kwargs.get("update_fields") is not None:

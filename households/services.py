@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from sun_commune import audit, outbox
+from sun_commune import audit, ids, outbox
 from sun_commune.errors import ActionRefused
 from sun_commune.language import in_site_language
 
@@ -56,6 +56,21 @@ def _consents(fields: dict) -> dict[str, bool]:
     return {subject: bool(fields[key]) for key, subject in CONSENTS.items() if key in fields}
 
 
+def _valid_id(fields: dict, *, current: str = "") -> None:
+    """``fields["id_number"]`` made canonical, or refused with what is wrong
+    with it. A number left as it was is not checked again: a row registered
+    before the strict rules stays editable (``check_id_numbers`` lists it)."""
+    if "id_number" not in fields:
+        return
+    value = ids.canonical(fields["id_number"])
+    if value and value != current:
+        try:
+            value = ids.validate(value)
+        except ids.IdProblem as problem:
+            raise ActionRefused(problem.message, field="id_number") from None
+    fields["id_number"] = value
+
+
 def _refuse_duplicate_id(id_number: str, *, household_pk=None) -> None:
     digest = id_hash(id_number)
     if not digest:
@@ -87,6 +102,7 @@ def create_household(*, by, village: Area, consent_basis: str = "", **fields) ->
     if village.level != Area.Level.VILLAGE:
         raise ActionRefused(_("A household belongs to a village."))
     _check_status(fields)
+    _valid_id(fields)
     household = Household(village=village, created_by=by, **{k: v for k, v in fields.items() if k in FIELDS})
     _refuse_duplicate_id(household.id_number)
     household._member_names = []
@@ -164,6 +180,7 @@ def update_household(*, household_id: int, by, consent_basis: str = "", **fields
     recorded with ``consent_basis``."""
     household = Household.objects.select_for_update().get(pk=household_id)
     _check_status({"status": household.status, "lifted_out_year": household.lifted_out_year, **fields})
+    _valid_id(fields, current=household.id_number)
     if fields.get("status") and fields["status"] != Household.Status.LIFTED:
         fields["lifted_out_year"] = None
     changes, values = {}, {}

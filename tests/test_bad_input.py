@@ -154,20 +154,31 @@ def test_a_rejection_needs_a_reason(areas, secretary_a, county_reviewer, client_
 
 SHAPE = "An ID number has 18 characters: 17 digits and a digit or X."
 CHECK_DIGIT = "The check digit of this ID number is wrong; please check each digit."
+NOT_ALLOWED = (
+    "Character %(position)s is not allowed: an ID number holds only the digits 0–9, and X as its last character."
+)
+OTHER_SCRIPT = (
+    "Character %(position)s is a digit of another script, not one of 0–9: type the number with the digits 0–9."
+)
 
 
 @pytest.mark.parametrize(
     "id_number, message",
     [
         ("12345", SHAPE),
-        ("51072319770731773Y", SHAPE),
+        ("51072319770731773Y", (NOT_ALLOWED, 18)),
         ("5107231977073177311", None),  # too long: Django's own max-length message
-        ("ABCDEFGHIJKLMNOPQR", SHAPE),
+        ("ABCDEFGHIJKLMNOPQR", (NOT_ALLOWED, 1)),
         ("110105194912310021", CHECK_DIGIT),  # the standard's example with a wrong check digit
+        ("٥١٠٧٢٣١٩٤٩١٢٣١٠٠٢X", (OTHER_SCRIPT, 1)),  # Arabic-Indic digits pass str.isdigit()
+        ("110105194902310026", None),  # 31 February, with the right check digit (sun_commune.ids)
     ],
 )
 def test_a_bad_id_number_is_refused(secretary_a, client_of, id_number, message):
     before = everything()
+    if isinstance(message, tuple):
+        with translation.override("zh-hans"):
+            message = gettext(message[0]) % {"position": message[1]}
 
     response = client_of(secretary_a).post(
         reverse("households:household-create"), {"head_name": "张三", "id_number": id_number, "size": "3"}

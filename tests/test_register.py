@@ -3,9 +3,10 @@
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from households.crypto import id_check_digit, id_hash, id_number_valid
+from households.crypto import id_check_digit, id_hash
 from households.models import Household
 from households.services import create_household
+from sun_commune.ids import is_valid as id_number_valid
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,8 @@ def encrypt_existing(apps, schema_editor):
     it is safe to run on a database where some rows are already encrypted."""
     from cryptography.fernet import InvalidToken
 
-    from households.crypto import decrypt, encrypt, id_hash, normalise_id
+    from households.crypto import decrypt, encrypt, id_hash
+    from sun_commune.ids import canonical as normalise_id
 
     def plain(value):
         if not value:

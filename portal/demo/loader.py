@@ -38,8 +38,8 @@ from donations.services import needs as need_services
 from donations.services import pledges as pledge_services
 from households import services as household_services
 from households.crypto import id_check_digit
-from households.crypto import id_number_valid as is_valid_id_number  # noqa: F401 - used by tests
 from households.models import Area, Household
+from sun_commune.ids import is_valid as is_valid_id_number  # noqa: F401 - used by tests
 from sun_commune.models import AuditEntry, RoleGrant, User
 from sun_commune.services import grant_role
 
