@@ -231,15 +231,20 @@ def run(*args):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def check(tmp_path, genuine, lines=None, cp=None, previous=None, key=None):
+GENUINE = object()  # check(): the genuine key by default
+
+
+def check(tmp_path, genuine, lines=None, cp=None, previous=None, key=GENUINE, *extra):
     ledger = write(tmp_path / "ledger.jsonl", genuine.lines if lines is None else lines)
     checkpoint = write_json(tmp_path / "checkpoint.json", genuine.cp if cp is None else cp)
     args = [ledger, checkpoint]
     if previous is not None:
         args += ["--previous", write_json(tmp_path / "checkpoint-5.json", previous)]
+    if key is GENUINE:
+        key = genuine.public_hex
     if key is not None:
         args += ["--public-key", key]
-    return run(*args)
+    return run(*args, *extra)
 
 
 # --- Ledger checks ----------------------------------------------------------------------
@@ -253,10 +258,62 @@ def test_accepts_genuine_ledger_with_pinned_key(tmp_path, genuine):
     assert "not pinned" not in out
 
 
-def test_unpinned_key_is_said(tmp_path, genuine):
+def test_without_key_or_pin_nothing_is_checked(tmp_path, genuine):
+    code, out = check(tmp_path, genuine, key=None)
+    assert code == 3, out
+    assert out.startswith("NOT CHECKED: no key to check the signature against")
+    assert "--public-key" in out and str(tmp_path / "ledger-key.pin") in out
+    assert "OK" not in out
+    assert not (tmp_path / "ledger-key.pin").exists()
+
+
+def test_first_run_pins_the_key_and_later_runs_use_it(tmp_path, genuine):
     code, out = check(tmp_path, genuine)
     assert code == 0, out
-    assert "not pinned" in out
+    pin = tmp_path / "ledger-key.pin"
+    assert f"Pinned key {genuine.public_hex[:16]}… in {pin}" in out
+    assert pin.read_text() == genuine.public_hex + "\n"
+    code, out = check(tmp_path, genuine, key=None)
+    assert code == 0 and out.startswith("OK: 100 entries"), out
+    assert "Pinned" not in out
+    code, out = check(tmp_path, genuine, key=genuine.public_hex.upper())
+    assert code == 0, out
+
+
+def test_a_key_other_than_the_pinned_one_is_refused(tmp_path, genuine):
+    assert check(tmp_path, genuine)[0] == 0
+    forger = Ed25519PrivateKey.generate()
+    lines = relink([canonical(dict(json.loads(genuine.lines[0]), amount="1000000.00"))] + genuine.lines[1:], 0)
+    cp = sign(forger, 7, 100, tree_root(lines))
+    code, out = check(tmp_path, genuine, lines=lines, cp=cp, key=raw_public(forger).hex())
+    assert code == 3, out
+    assert out.startswith(f"NOT CHECKED: the key given ({raw_public(forger).hex()[:16]}…) is not the key pinned in")
+    assert (tmp_path / "ledger-key.pin").read_text() == genuine.public_hex + "\n"
+    # without --public-key the pinned key is used, and the forger's checkpoint fails
+    code, out = check(tmp_path, genuine, lines=lines, cp=cp, key=None)
+    assert code == 1 and out.startswith("BAD signature on checkpoint batch 7: it names key"), out
+
+
+def test_a_failed_run_pins_nothing(tmp_path, genuine):
+    other = raw_public(Ed25519PrivateKey.generate()).hex()
+    assert check(tmp_path, genuine, key=other)[0] == 1
+    assert not (tmp_path / "ledger-key.pin").exists()
+
+
+def test_pin_file_option(tmp_path, genuine):
+    pin = tmp_path / "keys" / "mine.pin"
+    pin.parent.mkdir()
+    code, out = check(tmp_path, genuine, genuine.lines, None, None, GENUINE, "--pin-file", pin)
+    assert code == 0 and pin.exists(), out
+    code, out = check(tmp_path, genuine, genuine.lines, None, None, None, "--pin-file", pin)
+    assert code == 0, out
+    assert not (tmp_path / "ledger-key.pin").exists()
+
+
+def test_an_unreadable_pin_is_a_usage_error(tmp_path, genuine):
+    (tmp_path / "ledger-key.pin").write_text("not a key\n")
+    code, out = check(tmp_path, genuine)
+    assert code == 2 and "does not hold a key" in out
 
 
 def test_public_key_from_hex_file_and_pem_file(tmp_path, genuine):
@@ -344,15 +401,36 @@ def test_missing_final_newline(tmp_path, genuine):
     ledger = tmp_path / "ledger.jsonl"
     write(ledger, genuine.lines)
     ledger.write_bytes(ledger.read_bytes()[:-1])
-    code, out = run(ledger, write_json(tmp_path / "cp.json", genuine.cp))
+    code, out = run(ledger, write_json(tmp_path / "cp.json", genuine.cp), "--public-key", genuine.public_hex)
     assert code == 1 and out.startswith("BAD entry 99 (line 100): the line has no newline")
 
 
-def test_lines_beyond_tree_size_are_not_yet_covered(tmp_path, genuine):
-    code, out = check(tmp_path, genuine, cp=genuine.cp_old, key=genuine.public_hex)
+def test_lines_beyond_tree_size_fail(tmp_path, genuine):
+    code, out = check(tmp_path, genuine, cp=genuine.cp_old)
+    assert code == 1, out
+    assert out.startswith(
+        "BAD line 61: the ledger goes on after the 60 entries that checkpoint batch 5 covers (an entry not covered"
+    )
+    assert "--prefix" in out
+
+
+def test_lines_beyond_tree_size_with_prefix(tmp_path, genuine):
+    code, out = check(tmp_path, genuine, genuine.lines, genuine.cp_old, None, GENUINE, "--prefix")
     assert code == 0, out
     assert out.startswith("OK: 60 entries match checkpoint batch 5")
-    assert "40 further entries (from line 61) are not yet covered by this checkpoint" in out
+    assert "--prefix: 40 further lines (from line 61) are not covered by this checkpoint" in out
+
+
+@pytest.mark.parametrize("tail", [b"\n", b"garbage\n", b'{"index":100}', b"\x00"])
+def test_a_trailing_line_that_is_not_an_entry_fails(tmp_path, genuine, tail):
+    ledger = write(tmp_path / "ledger.jsonl", genuine.lines)
+    ledger.write_bytes(ledger.read_bytes() + tail)
+    cp = write_json(tmp_path / "checkpoint.json", genuine.cp)
+    code, out = run(ledger, cp, "--public-key", genuine.public_hex)
+    assert code == 1, out
+    assert out.startswith("BAD line 101: the ledger goes on after the 100 entries that checkpoint batch 7 covers")
+    code, out = run(ledger, cp, "--public-key", genuine.public_hex, "--prefix")
+    assert code == 0, out
 
 
 def test_empty_ledger_with_empty_checkpoint(tmp_path, genuine):
@@ -383,12 +461,12 @@ def test_wrong_public_key(tmp_path, genuine):
     assert code == 1 and out.startswith("BAD signature on checkpoint batch 7")
 
 
-def test_forger_with_own_key_passes_only_unpinned(tmp_path, genuine):
+def test_forger_with_own_key_fails_against_the_commune_key(tmp_path, genuine):
     forger = Ed25519PrivateKey.generate()
     lines = relink([canonical(dict(json.loads(genuine.lines[0]), amount="1000000.00"))] + genuine.lines[1:], 0)
     cp = sign(forger, 7, 100, tree_root(lines))
-    code, out = check(tmp_path, genuine, lines=lines, cp=cp)
-    assert code == 0 and "not pinned" in out
+    code, out = check(tmp_path, genuine, lines=lines, cp=cp, key=None)
+    assert code == 3 and "OK" not in out
     code, out = check(tmp_path, genuine, lines=lines, cp=cp, key=genuine.public_hex)
     assert code == 1 and out.startswith("BAD signature on checkpoint batch 7")
 
@@ -425,7 +503,7 @@ def test_previous_that_is_not_a_prefix(tmp_path, genuine):
 def test_previous_with_bad_signature(tmp_path, genuine):
     old = dict(genuine.cp_old, timestamp="2026-11-22T03:00:01Z")
     code, out = check(tmp_path, genuine, previous=old)
-    assert (code, out.strip().splitlines()[0]) == (1, "BAD signature on older checkpoint batch 5")
+    assert (code, out.strip()) == (1, "BAD signature on older checkpoint batch 5")
 
 
 def test_previous_larger_than_current(tmp_path, genuine):
@@ -460,6 +538,7 @@ def test_inclusion_ok(tmp_path, genuine, leaf_index):
     proof = write_json(tmp_path / "proof.json", make_proof(genuine, leaf_index))
     code, out = run("--inclusion", proof, "--public-key", genuine.public_hex)
     assert code == 0, out
+    assert (tmp_path / "ledger-key.pin").exists()
     assert out.startswith(
         f"OK: entry {leaf_index} (line {leaf_index + 1}) is included in the 100 entries signed by checkpoint batch 7"
     )
@@ -468,18 +547,18 @@ def test_inclusion_ok(tmp_path, genuine, leaf_index):
 def test_inclusion_tampered_entry(tmp_path, genuine):
     proof = make_proof(genuine, 41)
     proof["entry"] = canonical(dict(json.loads(proof["entry"]), amount="1.00")).decode("utf-8")
-    code, out = run("--inclusion", write_json(tmp_path / "proof.json", proof))
+    code, out = run("--inclusion", write_json(tmp_path / "proof.json", proof), "--public-key", genuine.public_hex)
     assert code == 1 and out.startswith("BAD inclusion proof: entry 41 (line 42) is NOT in the ledger")
 
 
 def test_inclusion_tampered_path_or_index(tmp_path, genuine):
     proof = make_proof(genuine, 41)
     proof["audit_path"][2] = "00" * 32
-    code, out = run("--inclusion", write_json(tmp_path / "proof.json", proof))
+    code, out = run("--inclusion", write_json(tmp_path / "proof.json", proof), "--public-key", genuine.public_hex)
     assert code == 1 and "is NOT in the ledger" in out
     proof = make_proof(genuine, 41)
     proof["leaf_index"] = 40
-    code, out = run("--inclusion", write_json(tmp_path / "proof.json", proof))
+    code, out = run("--inclusion", write_json(tmp_path / "proof.json", proof), "--public-key", genuine.public_hex)
     assert code == 1 and out.startswith("BAD inclusion proof: the entry's index (41) is not leaf_index 40")
 
 
@@ -495,10 +574,14 @@ def test_inclusion_wrong_key(tmp_path, genuine):
 
 def test_usage_errors_exit_2(tmp_path, genuine):
     assert run()[0] == 2
-    assert run(tmp_path / "missing.jsonl", tmp_path / "missing.json")[0] == 2
+    key = ["--public-key", genuine.public_hex]
+    assert run(tmp_path / "missing.jsonl", tmp_path / "missing.json", *key)[0] == 2
     ledger = write(tmp_path / "ledger.jsonl", genuine.lines)
     cp = write_json(tmp_path / "cp.json", genuine.cp)
     assert run(ledger, cp, "--public-key", "not-a-key")[0] == 2
+    assert run(ledger, "--consistency", cp)[0] == 2  # no --previous
+    assert run(ledger, cp, "--tiles", tmp_path)[0] == 2  # a ledger with --tiles
+    assert run(ledger, cp, "--entry", "3")[0] == 2
     (tmp_path / "page.html").write_text("<html>404</html>")
-    assert run(ledger, tmp_path / "page.html")[0] == 2
+    assert run(ledger, tmp_path / "page.html", *key)[0] == 2
     assert run("--inclusion", tmp_path / "proof.json", ledger)[0] == 2
