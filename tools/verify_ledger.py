@@ -60,8 +60,6 @@ import os
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
 
 CHECKPOINT_FORMAT = "sun-commune-checkpoint/v1"
 INCLUSION_FORMAT = "sun-commune-inclusion/v1"
@@ -807,6 +805,9 @@ class Tiles:
     def _get(self, path):
         """The bytes at path, or None if it does not exist."""
         if self.remote:
+            import urllib.error  # here: importing urllib costs 0.1 s that only a fetch needs
+            import urllib.request
+
             url = f"{self.base}/{path}"
             try:
                 with urllib.request.urlopen(url, timeout=60) as response:
