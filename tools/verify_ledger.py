@@ -490,8 +490,9 @@ def resolve_key(given, pin_path):
 
 
 def write_pin(key, pin_path, name=None):
-    name = name or key.name
-    text = key.vkey(name) if name else key.public.hex()
+    """Store the key (as the note verifier key when its name is known) in a new pin file; returns what to say."""
+    key = Key(key.public, name or key.name)
+    text = key.vkey() if key.name else key.public.hex()
     try:
         with open(pin_path, "x", encoding="utf-8") as f:
             f.write(text + "\n")
@@ -501,7 +502,7 @@ def write_pin(key, pin_path, name=None):
         return (
             f"NOTE: the key could not be pinned in {pin_path} ({e.strerror or e}); give --public-key again next time."
         )
-    return f"Pinned key {key.describe() if not name else Key(key.public, name).describe()} in {pin_path}: later runs use it and refuse any other key."
+    return f"Pinned key {key.describe()} in {pin_path}: later runs use it and refuse any other key."
 
 
 # --- Checkpoints: C2SP signed note or JSON ------------------------------------------------
@@ -796,8 +797,9 @@ def tile_path(level, n, width):
 class Tiles:
     """Reads tiles from a base URL (urllib) or a directory. A partial tile that is gone is read from its full tile."""
 
-    def __init__(self, base):
+    def __init__(self, base, keep=True):
         self.base = base.rstrip("/")
+        self.keep = keep  # keep the hash tiles read (a proof reads some twice); not when reading them all
         self.remote = base.startswith(("http://", "https://"))
         self.cache = {}
         self.fetched = 0
@@ -851,7 +853,8 @@ class Tiles:
         if len(data) != items * 32:
             raise Bad(f"BAD tile {path}: {len(data)} bytes, not {items} hashes of 32 bytes")
         result = [data[i : i + 32] for i in range(0, len(data), 32)]
-        self.cache[(level, n)] = result
+        if self.keep:
+            self.cache[(level, n)] = result
         return result[:width]
 
     def entries(self, n, width):
@@ -891,59 +894,61 @@ def _tile_node_getter(tiles, tree_size):
         n, offset = divmod(first, TILE_WIDTH)
         available = _level_width(tree_size, level)
         width = min(TILE_WIDTH, available - n * TILE_WIDTH)
-        hashes = tiles.hashes(level, n, width)[offset : offset + span]
-        frontier = Frontier()
-        for h in hashes:
-            frontier.append(h)
-        return frontier.root()
+        return _fold_perfect(tiles.hashes(level, n, width)[offset : offset + span])
 
     return get_node
 
 
 def verify_tiles(base, checkpoint_path, key, entry_index=None):
+    """The whole log from its tiles, or with entry_index only the tiles that prove that entry."""
     cp = load_checkpoint(checkpoint_path, key, "checkpoint")
-    tiles = Tiles(base)
-    size = cp.tree_size
     if entry_index is not None:
-        return _verify_tile_inclusion(tiles, cp, key, entry_index)
-    # Level 0 from the entry bundles, each entry checked; each hash tile compared with what its level below makes.
-    level_hashes = []
+        return _verify_tile_inclusion(Tiles(base), cp, key, entry_index)
+    tiles = Tiles(base, keep=False)
+    size = cp.tree_size
+    # Every entry checked as in ledger.jsonl; every hash tile compared with the hashes the level below makes,
+    # tile by tile, keeping at most one tile's hashes a level (a ten-million-entry log in a few MB).
+    pending, compared = [], []
+
+    def add(level, digest):
+        if len(pending) == level:
+            pending.append([])
+            compared.append(0)
+        pending[level].append(digest)
+        if len(pending[level]) == TILE_WIDTH:
+            full, pending[level] = pending[level], []
+            _compare_tile(tiles, level, compared[level], full)
+            compared[level] += 1
+            add(level + 1, _fold_perfect(full))
+
     expected_prev = GENESIS_PREV
     frontier = Frontier()
     for n in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
-        width = min(TILE_WIDTH, size - n * TILE_WIDTH)
-        path, bundle = tiles.entries(n, width)
+        _path, bundle = tiles.entries(n, min(TILE_WIDTH, size - n * TILE_WIDTH))
         for offset, body in enumerate(bundle):
-            i = n * TILE_WIDTH + offset
-            digest = check_entry(i, body, expected_prev, name=_tile_entry)
+            digest = check_entry(n * TILE_WIDTH + offset, body, expected_prev, name=_tile_entry)
             expected_prev = digest.hex()
             frontier.append(digest)
-            level_hashes.append(digest)
+            add(0, digest)
     if frontier.root() != cp.root:
         raise Bad(f"BAD tiles: the entries in the entry bundles do not make the signed root of {cp.label}")
-    level = 0
-    while level_hashes:
-        for n in range((len(level_hashes) + TILE_WIDTH - 1) // TILE_WIDTH):
-            expected = level_hashes[n * TILE_WIDTH : (n + 1) * TILE_WIDTH]
-            got = tiles.hashes(level, n, len(expected))
-            if got != expected:
-                bad = next(j for j in range(len(expected)) if got[j] != expected[j])
-                raise Bad(
-                    f"BAD tile {tile_path(level, n, len(expected))}: hash {bad} is not the "
-                    + (f"leaf hash of entry {n * TILE_WIDTH + bad}" if level == 0 else "root of the tile below it")
-                )
-        level_hashes = [
-            _fold_perfect(level_hashes[j : j + TILE_WIDTH])
-            for j in range(0, len(level_hashes) - TILE_WIDTH + 1, TILE_WIDTH)
-        ]
-        level += 1
-    # The root once more, as a client that trusts the tiles would compute it (the fewest tiles).
-    if size and _range_hash(0, size, _tile_node_getter(tiles, size)) != cp.root:
-        raise Bad(f"BAD tiles: the hash tiles do not make the signed root of {cp.label}")
+    for level, partial in enumerate(pending):
+        if partial:
+            _compare_tile(tiles, level, compared[level], partial)
     return [
         _ok_line(f"the {_n(size)} entries and every hash tile of {tiles.base} match {cp.label}", cp, key)
         + f"; {tiles.fetched} tiles read"
     ], cp
+
+
+def _compare_tile(tiles, level, n, expected):
+    got = tiles.hashes(level, n, len(expected))
+    if got != expected:
+        bad = next(j for j in range(len(expected)) if got[j] != expected[j])
+        raise Bad(
+            f"BAD tile {tile_path(level, n, len(expected))}: hash {bad} is not the "
+            + (f"leaf hash of entry {n * TILE_WIDTH + bad}" if level == 0 else "root of the tile below it")
+        )
 
 
 def _fold_perfect(hashes):
