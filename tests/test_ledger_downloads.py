@@ -121,7 +121,10 @@ def test_a_request_brings_files_that_lag_behind_up_to_the_latest_batch(two_batch
 
     assert ledger.read_bytes() == expected_jsonl()
     assert json.loads(checkpoint.read_bytes())["batch"] == 2
-    result = subprocess.run([sys.executable, "-I", str(VERIFIER), ledger, checkpoint], capture_output=True, text=True)
+    key = ["--public-key", publication.public_key_hex()]
+    result = subprocess.run(
+        [sys.executable, "-I", str(VERIFIER), ledger, checkpoint, *key], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -132,8 +132,11 @@ def test_the_verifier_accepts_the_real_downloads(downloads):
     assert "older checkpoint batch 1 (3 entries) is a prefix" in out
 
     code, out = verify(downloads["ledger"], downloads["checkpoint1"], "--public-key", downloads["key"])
-    assert code == 0, out  # the older checkpoint still holds for the longer ledger
-    assert "4 further entries" in out
+    assert code == 1, out  # the longer ledger is not what the older checkpoint covers (issue 15)
+    assert out.startswith("BAD line 4: the ledger goes on after the 3 entries that checkpoint batch 1 covers")
+    code, out = verify(downloads["ledger"], downloads["checkpoint1"], "--prefix")  # the key pinned above
+    assert code == 0, out  # the older checkpoint still holds for the first entries of the longer ledger
+    assert "4 further lines" in out
 
 
 def test_the_verifier_names_an_entry_changed_by_one_byte(downloads, tmp_path):
@@ -165,17 +168,18 @@ def test_the_verifier_names_an_entry_made_invalid_by_a_flipped_bit(downloads, tm
 def test_the_verifier_names_a_deleted_or_a_moved_entry(downloads, tmp_path):
     lines = lines_of(downloads["ledger"])
 
-    code, out = verify(write(tmp_path, "deleted.jsonl", b"".join(lines[:3] + lines[4:])), downloads["checkpoint"])
+    key = ["--public-key", downloads["key"]]
+    code, out = verify(write(tmp_path, "deleted.jsonl", b"".join(lines[:3] + lines[4:])), downloads["checkpoint"], *key)
     assert code == 1
     assert out.startswith("BAD entry 3 (line 4): its index says 4")
 
     swapped = lines[:]
     swapped[4], swapped[5] = swapped[5], swapped[4]
-    code, out = verify(write(tmp_path, "swapped.jsonl", b"".join(swapped)), downloads["checkpoint"])
+    code, out = verify(write(tmp_path, "swapped.jsonl", b"".join(swapped)), downloads["checkpoint"], *key)
     assert code == 1
     assert out.startswith("BAD entry 4 (line 5): its index says 5")
 
-    code, out = verify(write(tmp_path, "cut.jsonl", b"".join(lines[:6])), downloads["checkpoint"])
+    code, out = verify(write(tmp_path, "cut.jsonl", b"".join(lines[:6])), downloads["checkpoint"], *key)
     assert code == 1
     assert out.startswith("BAD entry 6 (line 7): missing")
 
@@ -234,8 +238,8 @@ def test_the_verifier_rejects_an_older_checkpoint_that_is_not_a_prefix(downloads
     assert code == 1
     assert out.startswith("BAD signature on older checkpoint batch 1")
     code, out = verify(downloads["ledger"], downloads["checkpoint"], "--previous", tmp_path / "forged.json")
-    assert code == 1
-    assert "signed by a different key" in out
+    assert code == 3  # no key given and none pinned (both runs above failed): nothing is checked
+    assert out.startswith("NOT CHECKED: no key")
 
 
 def test_the_verifier_checks_a_downloaded_inclusion_proof(downloads, tmp_path):
