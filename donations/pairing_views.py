@@ -10,6 +10,7 @@ import base64
 import datetime
 import json
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db.models import Count, Q
@@ -23,6 +24,7 @@ from django.views.decorators.http import require_POST
 from households.models import Area, Household
 from sun_commune.access import donor_required, secretary_required
 from sun_commune.forms import act_on_button, act_on_form
+from sun_commune import pagecache
 from sun_commune.limits import accepts_files
 from sun_commune.pagination import Page, keyset_page
 
@@ -33,8 +35,6 @@ from .services import pairings as pairing_services
 
 PAGE_SIZE = 20
 TIMELINE_SIZE = 30
-STATS_KEY = "stats:pairings:v1"
-STATS_SECONDS = 60
 
 
 # --- The timeline -----------------------------------------------------------------
@@ -331,11 +331,13 @@ def pairing_update_photo(request, pk):
 # --- Public statistics --------------------------------------------------------------
 
 
-def pairing_statistics() -> list[dict]:
+def pairing_statistics(request=None) -> list[dict]:
     """Active pairings per township (households, whole villages, pairings),
-    one GROUP BY on the denormalised county and township columns; cached a
-    minute, never computed per request."""
-    rows = cache.get(STATS_KEY)
+    one GROUP BY on the denormalised county and township columns, kept by
+    the one rule (pagecache.py): under the page version, so the figures and
+    the areas they name always come from the same data."""
+    key = pagecache.key("pairing-statistics", (), request)
+    rows = cache.get(key)
     if rows is None:
         rows = list(
             Pairing.objects.active()
@@ -347,12 +349,13 @@ def pairing_statistics() -> list[dict]:
             )
             .order_by("county_id", "township_id")
         )
-        cache.set(STATS_KEY, rows, STATS_SECONDS)
+        cache.set(key, rows, settings.PAGE_CACHE_SECONDS)
     return rows
 
 
+@pagecache.public_page
 def pairing_stats(request):
-    rows = pairing_statistics()
+    rows = pairing_statistics(request)
     names = Area.objects.in_bulk({r["county_id"] for r in rows} | {r["township_id"] for r in rows})
     counties: dict[int, dict] = {}
     for row in rows:

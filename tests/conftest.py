@@ -15,6 +15,7 @@ import os
 from types import SimpleNamespace
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import translation
 
@@ -35,6 +36,16 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         for db in settings.DATABASES.values():
             db.setdefault("TEST", {})
             db["TEST"]["NAME"] = f"test_{db['NAME']}_{suffix}"
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the site's default language: a request served in
+    English (or a task run in a user's language) leaves its language active
+    in this thread, which the next test would inherit."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(autouse=True)

@@ -263,7 +263,7 @@ def test_the_verifier_checks_a_downloaded_inclusion_proof(downloads, tmp_path):
 
 MARKERS = {
     "head_name": "PRIVheadQ7X1",
-    "id_number": "510723198704128617",
+    "id_number": "510723198704128619",
     "phone": "13912345678",
     "address": "PRIVaddrQ7X2 三组18号",
     "health_notes": "PRIVhealthQ7X3 尿毒症",
