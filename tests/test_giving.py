@@ -8,6 +8,9 @@ a reversed grant is left out; nobody's name but a named donor's appears."""
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -253,6 +256,7 @@ def demo(django_db_setup, django_db_blocker, tmp_path_factory):
     return texts, reached, names
 
 
+@pytest.mark.django_db  # so that the test database is set up when this test runs alone
 def test_the_demos_grants_are_valid_360giving_and_add_up(demo, tmp_path):
     texts, reached, names = demo
     directory = tmp_path / "set"
@@ -266,3 +270,25 @@ def test_the_demos_grants_are_valid_360giving_and_add_up(demo, tmp_path):
     assert {"recipientIndividual" in g for g in grants} == {True, False}  # households and whole villages
     for text in (data.decode("utf-8") for data in texts.values()):
         assert not [name for name in names if name and name in text]
+
+
+@pytest.mark.parametrize("prefix", ["suncommune", "360G-", "360g-suncommune", "360G-sun commune", "360G-sun_commune"])
+def test_a_prefix_outside_360givings_namespace_refuses_to_start(prefix):
+    env = {**os.environ, "GIVING_PREFIX": prefix, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "sun_commune.settings"}
+    run = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True, text=True, check=False
+    )
+    assert run.returncode != 0 and "GIVING_PREFIX must be 360G-" in run.stderr
+
+
+def test_a_prefix_in_the_namespace_starts():
+    env = {
+        **os.environ,
+        "GIVING_PREFIX": "360G-sun-commune2",
+        "DEBUG": "1",
+        "DJANGO_SETTINGS_MODULE": "sun_commune.settings",
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
