@@ -44,7 +44,8 @@ from .models import LedgerBatch, PublishedEntry
 ADVISORY_LOCK = 0x5C0_F11E  # "sun files": one writer of the download files at a time
 FILES = ("ledger.jsonl", "ledger.csv", "checkpoints.jsonl", "checkpoint.json", *giving.FILES)
 STATE = "state.json"  # what the set holds; not served
-# The files' layout; a set of another layout is not built on but rebuilt.
+# The files' layout; a set of another layout, or whose 360Giving
+# identifiers have another GIVING_PREFIX, is not built on but rebuilt.
 # 2: the ledger CSV's own columns, and the 360Giving files (issue 15).
 FORMAT = 2
 CHUNK = 5000
@@ -107,7 +108,7 @@ def current() -> FileSet | None:
     try:
         directory = (root() / "current").resolve(strict=True)
         state = json.loads((directory / STATE).read_text())
-        if state.get("format") != FORMAT:
+        if state.get("format") != FORMAT or state.get("giving_prefix") != settings.GIVING_PREFIX:
             return None
         return FileSet(directory, state["batch"], state["tree_size"], state["root_hash"])
     except (OSError, ValueError, KeyError):
@@ -199,7 +200,8 @@ def _write_set(base: FileSet | None, latest: LedgerBatch | None) -> FileSet:
     giving.write_set(work, base.directory if base else None, start, state["tree_size"])
     if latest is not None:
         (work / "checkpoint.json").write_text(checkpoint_json(latest), encoding="utf-8")
-    (work / STATE).write_text(json.dumps({**state, "format": FORMAT}), encoding="utf-8")
+    layout = {"format": FORMAT, "giving_prefix": settings.GIVING_PREFIX}
+    (work / STATE).write_text(json.dumps({**state, **layout}), encoding="utf-8")
     os.rename(work, final)
     link = root() / f".current-{os.getpid()}"
     link.unlink(missing_ok=True)
