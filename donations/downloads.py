@@ -38,38 +38,42 @@ from django.db import connection
 
 from sun_commune.spreadsheets import csv_cell
 
+from . import giving
 from .models import LedgerBatch, PublishedEntry
 
 ADVISORY_LOCK = 0x5C0_F11E  # "sun files": one writer of the download files at a time
-FILES = ("ledger.jsonl", "ledger.csv", "checkpoints.jsonl", "checkpoint.json")
+FILES = ("ledger.jsonl", "ledger.csv", "checkpoints.jsonl", "checkpoint.json", *giving.FILES)
 STATE = "state.json"  # what the set holds; not served
+# The files' layout; a set of another layout, or whose 360Giving
+# identifiers have another GIVING_PREFIX, is not built on but rebuilt.
+# 2: the ledger CSV's own columns, and the 360Giving files (issue 15).
+FORMAT = 2
 CHUNK = 5000
 
 CSV_COLUMNS = [
-    # 360Giving core fields, where they fit a ledger entry.
-    ("Identifier", lambda d: f"SUN-COMMUNE-{d['index']}"),
-    ("Title", lambda d: d["need_title"] or d["purpose"]),
-    ("Description", lambda d: d["purpose"]),
-    ("Currency", lambda d: d["currency"]),
-    ("Amount Awarded", lambda d: d["amount"]),
-    ("Award Date", lambda d: d["date"]),
-    ("Recipient Ind:Identifier", lambda d: d["household"] or ""),
-    ("Beneficiary Location:Name", lambda d: d["area_name"]),
-    ("Beneficiary Location:Geographic Code", lambda d: d["area"]),
-    ("Funding Org:Name", lambda d: d["donor"] or ""),
-    ("Grant Programme:Title", lambda d: d["kind"]),
-    ("Last Modified", lambda d: d["recorded_at"]),
-    # The ledger's own columns.
+    # The ledger's own columns, one entry a row (README, "The public ledger").
+    # They are not 360Giving's: that file holds the grants only (giving.py).
     ("Entry Index", lambda d: d["index"]),
     ("Transaction Id", lambda d: d["id"]),
+    ("Kind", lambda d: d["kind"]),
+    ("Date", lambda d: d["date"]),
+    ("Recorded At", lambda d: d["recorded_at"]),
+    ("Amount", lambda d: d["amount"]),
+    ("Currency", lambda d: d["currency"]),
     ("Need Id", lambda d: d["need"] or ""),
+    ("Need Title", lambda d: d["need_title"] or ""),
+    ("Household", lambda d: d["household"] or ""),
+    ("Area Code", lambda d: d["area"]),
+    ("Area Name", lambda d: d["area_name"]),
+    ("Donor", lambda d: d["donor"] or ""),
+    ("Purpose", lambda d: d["purpose"]),
     ("Category", lambda d: d["category"] or ""),
     ("Payee", lambda d: d["payee"] or ""),
     ("Voucher SHA-256", lambda d: d["voucher_sha256"] or ""),
     ("Reverses", lambda d: d["reverses"] or ""),
     ("Legs", lambda d: " ".join(f"{leg['account']}:{leg['amount']}" for leg in d["legs"])),
 ]
-TEXT_COLUMNS = {"Title", "Description", "Funding Org:Name", "Beneficiary Location:Name", "Payee"}
+TEXT_COLUMNS = {"Need Title", "Area Name", "Donor", "Purpose", "Payee"}
 
 
 def csv_row(line: str) -> list:
@@ -104,6 +108,8 @@ def current() -> FileSet | None:
     try:
         directory = (root() / "current").resolve(strict=True)
         state = json.loads((directory / STATE).read_text())
+        if state.get("format") != FORMAT or state.get("giving_prefix") != settings.GIVING_PREFIX:
+            return None
         return FileSet(directory, state["batch"], state["tree_size"], state["root_hash"])
     except (OSError, ValueError, KeyError):
         return None
@@ -191,9 +197,11 @@ def _write_set(base: FileSet | None, latest: LedgerBatch | None) -> FileSet:
         for batch in since.order_by("number").iterator(chunk_size=2000):
             out.write(json.dumps(batch.checkpoint(), separators=(",", ":")) + "\n")
         _sync(out)
+    giving.write_set(work, base.directory if base else None, start, state["tree_size"])
     if latest is not None:
         (work / "checkpoint.json").write_text(checkpoint_json(latest), encoding="utf-8")
-    (work / STATE).write_text(json.dumps(state), encoding="utf-8")
+    layout = {"format": FORMAT, "giving_prefix": settings.GIVING_PREFIX}
+    (work / STATE).write_text(json.dumps({**state, **layout}), encoding="utf-8")
     os.rename(work, final)
     link = root() / f".current-{os.getpid()}"
     link.unlink(missing_ok=True)

@@ -114,6 +114,8 @@ DOWNLOADS = {
     "ledger.csv": ("text/csv; charset=utf-8", True),
     "checkpoints.jsonl": ("application/x-ndjson; charset=utf-8", True),
     "checkpoint.json": ("application/json", False),
+    "360giving.csv": ("text/csv; charset=utf-8", True),
+    "360giving.json": ("application/json", True),
 }
 
 

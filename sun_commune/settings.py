@@ -7,6 +7,7 @@ SECRET_KEY, and every security setting is on.
 """
 
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -324,6 +325,12 @@ MONEY_PLEDGE_RELEASE_HOUR = int(os.environ.get("MONEY_PLEDGE_RELEASE_HOUR", "4")
 # (ops/nginx.conf) or by the web process; rebuilt by `manage.py
 # write_ledger_files`. Shared storage when there are several web machines.
 LEDGER_FILES_ROOT = Path(os.environ.get("LEDGER_FILES_ROOT", MEDIA_ROOT.parent / "ledger-files"))
+# The 360Giving identifier namespace of the site's open data
+# (/ledger/360giving.csv): a prefix registered with 360Giving, "360G-" and a
+# name; every grant, donor, household and village identifier starts with it.
+GIVING_PREFIX = os.environ.get("GIVING_PREFIX", "360G-suncommune")
+if not re.fullmatch(r"360G-[A-Za-z0-9]+(-[A-Za-z0-9]+)*", GIVING_PREFIX):
+    raise ImproperlyConfigured(f"GIVING_PREFIX must be 360G- and letters or digits, not {GIVING_PREFIX!r}")
 
 # --- Cooperatives ------------------------------------------------------------------
 

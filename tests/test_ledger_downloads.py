@@ -79,11 +79,7 @@ def test_the_files_hold_exactly_what_was_published_up_to_the_latest_batch(two_ba
     assert json.loads((files.directory / "checkpoint.json").read_bytes()) == latest.checkpoint()
     table = (files.directory / "ledger.csv").read_bytes().decode("utf-8")
     rows = list(csv.reader(io.StringIO(table.removeprefix("\ufeff"))))
-    assert table.startswith("\ufeffIdentifier,Title,") and [r[0] for r in rows[1:]] == [
-        "SUN-COMMUNE-0",
-        "SUN-COMMUNE-1",
-        "SUN-COMMUNE-2",
-    ]
+    assert table.startswith("\ufeffEntry Index,Transaction Id,") and [r[0] for r in rows[1:]] == ["0", "1", "2"]
     assert files.directory == (files.directory.parent.parent / "current").resolve()
 
 
@@ -211,5 +207,5 @@ def test_the_beat_job_and_the_commands_write_the_files(areas, county_reviewer, f
 def test_before_the_first_batch_the_ledger_is_empty_and_there_is_no_checkpoint(db, files_root):
     assert get("/ledger/ledger.jsonl") == b""
     assert get("/ledger/checkpoints.jsonl") == b""
-    assert get("/ledger/ledger.csv").decode("utf-8").startswith("\ufeffIdentifier,")
+    assert get("/ledger/ledger.csv").decode("utf-8").startswith("\ufeffEntry Index,")
     assert Client().get("/ledger/checkpoint.json").status_code == 404

@@ -338,8 +338,10 @@ def private_activity(areas, secretary_a, county_reviewer, django_capture_on_comm
 def _texts(response) -> list[str]:
     raw = body(response).decode("utf-8-sig")
     texts = [raw]
-    if response["Content-Type"].startswith(("application/json", "application/x-ndjson")):
-        for line in raw.splitlines():  # JSON may escape non-ASCII: look at the decoded values too
+    if response["Content-Type"].startswith("application/json"):
+        texts.append(json.dumps(json.loads(raw), ensure_ascii=False))  # JSON may escape non-ASCII
+    elif response["Content-Type"].startswith("application/x-ndjson"):
+        for line in raw.splitlines():  # each line decoded, as above
             if line.strip():
                 texts.append(json.dumps(json.loads(line), ensure_ascii=False))
     return texts
@@ -358,6 +360,8 @@ def test_no_private_data_in_any_public_ledger_page_or_download(private_activity,
         *[f"/ledger/totals/?area={area.pk}" for area in vars(areas).values()],
         "/ledger/ledger.jsonl",
         "/ledger/ledger.csv",
+        "/ledger/360giving.csv",
+        "/ledger/360giving.json",
         "/ledger/checkpoint.json",
         "/ledger/checkpoints.jsonl",
         "/ledger/checkpoints/1.json",
@@ -390,6 +394,8 @@ def test_no_private_data_in_any_public_ledger_page_or_download(private_activity,
     assert household.public_id in seen[f"/ledger/?need={money.pk}"]
     assert "Anonymous donor" in seen["/ledger/"] and "Named Donor Zhang" in seen["/ledger/"]
     assert household.public_id in seen["/ledger/ledger.csv"] and "anonymous donor" in seen["/ledger/ledger.csv"]
+    for url in ("/ledger/360giving.csv", "/ledger/360giving.json"):
+        assert f"Household {household.public_id}" in seen[url] and "Anonymous donor" in seen[url], url
 
 
 def test_no_private_data_of_the_household_in_mail_to_donors_or_in_log_lines(private_activity, caplog):

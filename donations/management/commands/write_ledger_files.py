@@ -5,8 +5,8 @@ from donations import downloads
 
 class Command(BaseCommand):
     help = (
-        "Write the ledger's download files (ledger.jsonl, ledger.csv, checkpoints) up to the latest published "
-        "batch, from the database; --rebuild writes them all again from the first entry."
+        "Write the ledger's download files (ledger.jsonl, ledger.csv, checkpoints, 360giving.csv and .json) "
+        "up to the latest published batch, from the database; --rebuild writes them all again from the first entry."
     )
 
     def add_arguments(self, parser):
