@@ -15,6 +15,7 @@ it. Nothing is read before the lock is held, so what it read is the
 outbox's head until it commits.
 """
 
+import base64
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from django.db import connection, transaction
 from households.models import Area
 from sun_commune import audit
 
-from . import merkle
+from . import merkle, transparency
 from .models import (
     LedgerBatch,
     LedgerCheck,
@@ -53,6 +54,11 @@ def _private_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(settings.LEDGER_SIGNING_KEY))
 
 
+def verifier_key() -> str:
+    """The checkpoint notes' verifier key, in the signed-note format."""
+    return transparency.verifier_key(_private_key())
+
+
 def public_key_hex() -> str:
     return _private_key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
@@ -69,6 +75,31 @@ def signature_valid(checkpoint: dict) -> bool:
                 timestamp=checkpoint["timestamp"],
             ),
         )
+        return True
+    except Exception:  # noqa: BLE001 - any failure is "not valid"
+        return False
+
+
+def note_of(batch: LedgerBatch) -> str:
+    """A batch's signed note (C2SP checkpoint): the one written when it was
+    published; for a batch published before notes were, signed now with the
+    same key (deterministic, so the same bytes every time)."""
+    return batch.note or transparency.signed_note(_private_key(), batch.tree_size, batch.root_hash)
+
+
+def note_valid(batch: LedgerBatch) -> bool:
+    """Whether the stored note is the batch's tree, signed by the batch's key."""
+    try:
+        body, signature_line = batch.note.split("\n\n", 1)
+        name = body.split("\n", 1)[0]
+        if body + "\n" != transparency.checkpoint_body(name, batch.tree_size, batch.root_hash):
+            return False
+        key_name, encoded = signature_line.removeprefix(transparency.SIGNATURE_PREFIX).rstrip("\n").split(" ")
+        signature = base64.b64decode(encoded, validate=True)
+        public_key = bytes.fromhex(batch.public_key)
+        if key_name != name or signature[:4] != transparency.key_hash(name, public_key):
+            return False
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature[4:], (body + "\n").encode())
         return True
     except Exception:  # noqa: BLE001 - any failure is "not valid"
         return False
@@ -380,6 +411,7 @@ def publish_pending(*, limit: int | None = None) -> LedgerBatch | None:
             public_key=public_key_hex(),
             signature=signature.hex(),
             frontier=frontier.to_json(),
+            note=transparency.signed_note(_private_key(), tree_size, root),
         )
         if nodes:
             _copy(cursor, "donations_merklenode", ("height", "position", "hash"), nodes)
@@ -407,7 +439,7 @@ def publish_all() -> list[LedgerBatch]:
 # --- Inclusion proofs ------------------------------------------------------------------
 
 
-def _node_getter():
+def node_getter():
     def get_node(height: int, position: int) -> bytes:
         if height >= STORED_HEIGHT:
             return bytes.fromhex(MerkleNode.objects.get(height=height, position=position).hash)
@@ -423,7 +455,7 @@ def inclusion_proof(entry: PublishedEntry, batch: LedgerBatch | None = None) -> 
     """The audit path of ``entry`` in the tree of ``batch`` (the latest by
     default), in the format the verifier and the pledge page check."""
     batch = batch or LedgerBatch.objects.order_by("-number").first()
-    path = merkle.audit_path(entry.index, batch.tree_size, _node_getter())
+    path = merkle.audit_path(entry.index, batch.tree_size, node_getter())
     return {
         "format": "sun-commune-inclusion/v1",
         "entry": entry.line,
@@ -534,3 +566,5 @@ def _compare(batch: LedgerBatch, frontier, problems: list[str]) -> None:
         problems.append(f"batch {batch.number}: the tree does not recompute to its signed root")
     if not signature_valid(batch.checkpoint()):
         problems.append(f"batch {batch.number}: the checkpoint's signature is not valid")
+    if batch.note and not note_valid(batch):
+        problems.append(f"batch {batch.number}: the signed note does not say its tree or is not signed")
