@@ -229,7 +229,7 @@ def consistency_proof(request, old, new):
             % {"size": batch.tree_size if batch else 0, "asked": new_size},
             404,
         )
-    proof = transparency.consistency(old_size, new_size, publication.node_getter())
+    proof = publication.with_stored_nodes(lambda get_node: transparency.consistency(old_size, new_size, get_node))
     response = JsonResponse(proof)
     response["Cache-Control"] = IMMUTABLE
     return response

@@ -36,7 +36,6 @@ from .models import (
     LedgerBatch,
     LedgerCheck,
     LedgerTransaction,
-    MerkleNode,
     PublishedEntry,
 )
 
@@ -439,23 +438,44 @@ def publish_all() -> list[LedgerBatch]:
 # --- Inclusion proofs ------------------------------------------------------------------
 
 
-def node_getter():
-    def get_node(height: int, position: int) -> bytes:
-        if height >= STORED_HEIGHT:
-            return bytes.fromhex(MerkleNode.objects.get(height=height, position=position).hash)
-        start = position << height
-        leaves = PublishedEntry.objects.filter(index__gte=start, index__lt=start + (1 << height)).order_by("index")
-        hashes = [bytes.fromhex(h) for h in leaves.values_list("leaf_hash", flat=True)]
-        return hashes[0] if height == 0 else merkle.root(hashes)
+def with_stored_nodes(compute):
+    """``compute(get_node)`` — a proof or a root from merkle — with every node
+    it reads fetched in two queries, whatever the tree's size: which nodes a
+    proof reads depends only on the sizes and indices, never on the hashes,
+    so a first run with blank hashes lists them. Nodes of 16 leaves and up
+    are stored; smaller ones are folded from their (at most 16) leaves."""
+    wanted: set[tuple[int, int]] = set()
 
-    return get_node
+    def record(height: int, position: int) -> bytes:
+        wanted.add((height, position))
+        return bytes(merkle.HASH_SIZE)
+
+    compute(record)
+    stored = [(h, p) for h, p in wanted if h >= STORED_HEIGHT]
+    small = [(h, p) for h, p in wanted if h < STORED_HEIGHT]
+    found: dict[tuple[int, int], bytes] = {}
+    if stored:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """SELECT n.height, n.position, n.hash FROM donations_merklenode n
+                   JOIN unnest(%s::int[], %s::bigint[]) AS w(height, position)
+                     ON n.height = w.height AND n.position = w.position""",
+                [[h for h, _p in stored], [p for _h, p in stored]],
+            )
+            found.update(((h, p), bytes.fromhex(digest)) for h, p, digest in cursor.fetchall())
+    if small:
+        indices = sorted({i for h, p in small for i in range(p << h, (p + 1) << h)})
+        leaves = dict(PublishedEntry.objects.filter(index__in=indices).values_list("index", "leaf_hash"))
+        for h, p in small:
+            found[(h, p)] = merkle.root(bytes.fromhex(leaves[i]) for i in range(p << h, (p + 1) << h))
+    return compute(lambda height, position: found[(height, position)])
 
 
 def inclusion_proof(entry: PublishedEntry, batch: LedgerBatch | None = None) -> dict:
     """The audit path of ``entry`` in the tree of ``batch`` (the latest by
     default), in the format the verifier and the pledge page check."""
     batch = batch or LedgerBatch.objects.order_by("-number").first()
-    path = merkle.audit_path(entry.index, batch.tree_size, node_getter())
+    path = with_stored_nodes(lambda get_node: merkle.audit_path(entry.index, batch.tree_size, get_node))
     return {
         "format": "sun-commune-inclusion/v1",
         "entry": entry.line,

@@ -213,7 +213,7 @@ def test_tiles_hold_the_trees_hashes_and_entries(areas):
     assert c.get("/ledger/tile/entries/000")["Cache-Control"] == IMMUTABLE
 
 
-def test_consistency_proofs_between_published_sizes(areas):
+def test_consistency_proofs_between_published_sizes(areas, django_assert_max_num_queries):
     publish(areas, [7, 40, 100])
     hashes = leaves()
     c = client()
@@ -224,6 +224,11 @@ def test_consistency_proofs_between_published_sizes(areas):
         assert data["old_size"] == m and data["new_size"] == n
         assert data["old_root"] == mth(hashes[:m]).hex() and data["new_root"] == mth(hashes[:n]).hex()
         assert [bytes.fromhex(h) for h in data["proof"]] == subproof(m, hashes[:n], True)
+    with django_assert_max_num_queries(3):  # the latest batch, stored nodes, small subtrees' leaves
+        assert c.get("/ledger/consistency/13/77.json").status_code == 200
+    with django_assert_max_num_queries(5):
+        proof = c.get("/ledger/entries/45/proof.json").json()
+    assert merkle.verify_inclusion(hashes[45], 45, 100, [bytes.fromhex(h) for h in proof["audit_path"]], mth(hashes))
     batches = {b.tree_size: b.root_hash for b in LedgerBatch.objects.all()}
     assert c.get("/ledger/consistency/7/100.json").json()["old_root"] == batches[7]
 
