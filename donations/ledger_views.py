@@ -27,7 +27,7 @@ from sun_commune.pagecache import public_page
 from sun_commune.pagination import keyset_page
 from sun_commune.spreadsheets import append_row
 
-from . import access, downloads, publication
+from . import access, downloads, publication, transparency
 from .forms import AllocationForm, FundReportForm, GiftForm, LedgerFilterForm, ReverseForm, SpendForm
 from .models import AreaLedgerTotal, LedgerAccount, LedgerBatch, LedgerCheck, LedgerTransaction, Need, PublishedEntry
 from .services import money
@@ -144,6 +144,99 @@ def checkpoint_detail(request, number):
     return response
 
 
+IMMUTABLE = "public, max-age=31536000, immutable"
+NOTE_TYPE = "text/plain; charset=utf-8"
+
+
+def _text_error(message: str, status: int) -> HttpResponse:
+    response = HttpResponse(message + "\n", content_type=NOTE_TYPE, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _json_error(message: str, status: int) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status, json_dumps_params={"ensure_ascii": False})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _no_checkpoint():
+    return _text_error(_("Nothing has been published yet: there is no checkpoint."), 404)
+
+
+@require_GET
+def checkpoint_note(request):
+    """The latest checkpoint as a C2SP signed note: the same batch as
+    checkpoint.json, since both come from the download set being served."""
+    number = downloads.serving().batch
+    batch = LedgerBatch.objects.filter(number=number).first() if number else None
+    if batch is None:
+        return _no_checkpoint()
+    response = HttpResponse(publication.note_of(batch), content_type=NOTE_TYPE)
+    response["Cache-Control"] = DOWNLOAD_CACHE
+    return response
+
+
+@require_GET
+def checkpoint_note_detail(request, number):
+    batch = LedgerBatch.objects.filter(number=number).first() if number < 1 << 31 else None
+    if batch is None:
+        return _text_error(_("There is no batch with this number."), 404)
+    response = HttpResponse(publication.note_of(batch), content_type=NOTE_TYPE)
+    response["Cache-Control"] = IMMUTABLE
+    return response
+
+
+@require_GET
+def verifier_key(request):
+    return HttpResponse(publication.verifier_key() + "\n", content_type=NOTE_TYPE)
+
+
+@require_GET
+def tile(request, path):
+    """C2SP tlog-tiles: hash tiles and entry bundles, read from the published rows."""
+    parsed = transparency.parse_tile_path(path)
+    if parsed is None:
+        return _text_error(_("This is not a tile path (see tlog-tiles: tile/<L>/<N>[.p/<W>])."), 404)
+    data = transparency.entry_bundle(parsed) if parsed.level is None else transparency.tile(parsed)
+    if data is None:
+        return _text_error(_("The log does not hold this tile (yet)."), 404)
+    response = HttpResponse(data, content_type="application/octet-stream")
+    response["Cache-Control"] = DOWNLOAD_CACHE if parsed.partial else IMMUTABLE
+    return response
+
+
+def _size(text: str) -> int | None:
+    """A tree size written in ASCII digits, or None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
+
+
+@require_GET
+def consistency_proof(request, old, new):
+    old_size, new_size = _size(old), _size(new)
+    if old_size is None or new_size is None:
+        return _json_error(_("Tree sizes are whole numbers written in digits 0-9."), 400)
+    if old_size == 0:
+        return _json_error(
+            _("There is no consistency proof from the empty tree: the old size must be at least 1."), 400
+        )
+    if old_size > new_size:
+        return _json_error(_("The old tree size must not be larger than the new one."), 400)
+    batch = _latest_batch()
+    if batch is None or new_size > batch.tree_size:
+        return _json_error(
+            _("The log holds %(size)s entries: no tree of %(asked)s.")
+            % {"size": batch.tree_size if batch else 0, "asked": new_size},
+            404,
+        )
+    proof = publication.with_stored_nodes(lambda get_node: transparency.consistency(old_size, new_size, get_node))
+    response = JsonResponse(proof)
+    response["Cache-Control"] = IMMUTABLE
+    return response
+
+
 @require_GET
 def public_key(request):
     return HttpResponse(publication.public_key_hex() + "\n", content_type="text/plain")
@@ -158,7 +251,9 @@ def verifier(request):
 
 @require_GET
 def entry_proof(request, index):
-    entry = get_object_or_404(PublishedEntry, index=index)
+    entry = PublishedEntry.objects.filter(index=index).first() if index < 1 << 63 else None
+    if entry is None:
+        return _json_error(_("The log holds no entry with this index."), 404)
     response = JsonResponse(publication.inclusion_proof(entry), json_dumps_params={"ensure_ascii": False})
     response["Content-Disposition"] = f'attachment; filename="proof-{index}.json"'
     return response

@@ -235,6 +235,67 @@ def audit_path(leaf_index: int, tree_size: int, get_node: NodeGetter) -> list[by
     return path
 
 
+def consistency_proof(old_size: int, new_size: int, get_node: NodeGetter) -> list[bytes]:
+    """RFC 9162 §2.1.4.1 PROOF(old_size, D[new_size]) for 0 < old_size <= new_size
+    (empty when they are equal), from stored perfect-subtree nodes.
+
+    Each step of SUBPROOF adds one sibling: a perfect left subtree (one
+    lookup) or the right part of a range, which RFC 9162's recursion always
+    starts at a multiple of its own largest power of two (at most log2 n
+    lookups, once, as in audit_path)."""
+    if not 0 < old_size <= new_size:
+        raise ValueError(f"no consistency proof from size {old_size} to size {new_size}")
+    proof: list[bytes] = []
+    start, end, m, whole = 0, new_size, old_size, True
+    while m != end - start:
+        k = _largest_power_of_two_below(end - start)
+        if m <= k:
+            proof.append(_range_hash(start + k, end, get_node))
+            end = start + k
+        else:
+            proof.append(_perfect(start, k, get_node))
+            start, m, whole = start + k, m - k, False
+    if not whole:
+        proof.append(_range_hash(start, end, get_node))
+    proof.reverse()
+    return proof
+
+
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> bool:
+    """RFC 9162 §2.1.4.2: does ``proof`` show the tree of ``old_size`` leaves with
+    ``old_root`` is a prefix of the tree of ``new_size`` leaves with ``new_root``?"""
+    if not 0 < old_size <= new_size:
+        return False
+    if any(not isinstance(h, bytes) or len(h) != HASH_SIZE for h in proof):
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # a power of two: the old root is the first node
+        path.insert(0, old_root)
+    if not path:
+        return False
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == old_root and sr == new_root
+
+
 def verify_inclusion(leaf_hash: bytes, leaf_index: int, tree_size: int, path: Sequence[bytes], root: bytes) -> bool:
     """RFC 9162 §2.1.3.2: does `path` prove leaf `leaf_index` of a tree of `tree_size` has root `root`?"""
     if not 0 <= leaf_index < tree_size:

@@ -565,6 +565,9 @@ class LedgerBatch(models.Model):
     public_key = models.CharField(max_length=64)
     signature = models.CharField(max_length=128)
     frontier = models.JSONField(default=list)
+    # The C2SP signed note of the checkpoint, as written at publication (empty
+    # for batches published before notes were; publication.note_of signs those).
+    note = models.TextField(blank=True, default="")
     published_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

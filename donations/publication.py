@@ -15,6 +15,7 @@ it. Nothing is read before the lock is held, so what it read is the
 outbox's head until it commits.
 """
 
+import base64
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -30,12 +31,11 @@ from django.db import connection, transaction
 from households.models import Area
 from sun_commune import audit
 
-from . import merkle
+from . import merkle, transparency
 from .models import (
     LedgerBatch,
     LedgerCheck,
     LedgerTransaction,
-    MerkleNode,
     PublishedEntry,
 )
 
@@ -51,6 +51,11 @@ Kind = LedgerTransaction.Kind
 
 def _private_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(settings.LEDGER_SIGNING_KEY))
+
+
+def verifier_key() -> str:
+    """The checkpoint notes' verifier key, in the signed-note format."""
+    return transparency.verifier_key(_private_key())
 
 
 def public_key_hex() -> str:
@@ -69,6 +74,31 @@ def signature_valid(checkpoint: dict) -> bool:
                 timestamp=checkpoint["timestamp"],
             ),
         )
+        return True
+    except Exception:  # noqa: BLE001 - any failure is "not valid"
+        return False
+
+
+def note_of(batch: LedgerBatch) -> str:
+    """A batch's signed note (C2SP checkpoint): the one written when it was
+    published; for a batch published before notes were, signed now with the
+    same key (deterministic, so the same bytes every time)."""
+    return batch.note or transparency.signed_note(_private_key(), batch.tree_size, batch.root_hash)
+
+
+def note_valid(batch: LedgerBatch) -> bool:
+    """Whether the stored note is the batch's tree, signed by the batch's key."""
+    try:
+        body, signature_line = batch.note.split("\n\n", 1)
+        name = body.split("\n", 1)[0]
+        if body + "\n" != transparency.checkpoint_body(name, batch.tree_size, batch.root_hash):
+            return False
+        key_name, encoded = signature_line.removeprefix(transparency.SIGNATURE_PREFIX).rstrip("\n").split(" ")
+        signature = base64.b64decode(encoded, validate=True)
+        public_key = bytes.fromhex(batch.public_key)
+        if key_name != name or signature[:4] != transparency.key_hash(name, public_key):
+            return False
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature[4:], (body + "\n").encode())
         return True
     except Exception:  # noqa: BLE001 - any failure is "not valid"
         return False
@@ -380,6 +410,7 @@ def publish_pending(*, limit: int | None = None) -> LedgerBatch | None:
             public_key=public_key_hex(),
             signature=signature.hex(),
             frontier=frontier.to_json(),
+            note=transparency.signed_note(_private_key(), tree_size, root),
         )
         if nodes:
             _copy(cursor, "donations_merklenode", ("height", "position", "hash"), nodes)
@@ -407,23 +438,44 @@ def publish_all() -> list[LedgerBatch]:
 # --- Inclusion proofs ------------------------------------------------------------------
 
 
-def _node_getter():
-    def get_node(height: int, position: int) -> bytes:
-        if height >= STORED_HEIGHT:
-            return bytes.fromhex(MerkleNode.objects.get(height=height, position=position).hash)
-        start = position << height
-        leaves = PublishedEntry.objects.filter(index__gte=start, index__lt=start + (1 << height)).order_by("index")
-        hashes = [bytes.fromhex(h) for h in leaves.values_list("leaf_hash", flat=True)]
-        return hashes[0] if height == 0 else merkle.root(hashes)
+def with_stored_nodes(compute):
+    """``compute(get_node)`` — a proof or a root from merkle — with every node
+    it reads fetched in two queries, whatever the tree's size: which nodes a
+    proof reads depends only on the sizes and indices, never on the hashes,
+    so a first run with blank hashes lists them. Nodes of 16 leaves and up
+    are stored; smaller ones are folded from their (at most 16) leaves."""
+    wanted: set[tuple[int, int]] = set()
 
-    return get_node
+    def record(height: int, position: int) -> bytes:
+        wanted.add((height, position))
+        return bytes(merkle.HASH_SIZE)
+
+    compute(record)
+    stored = [(h, p) for h, p in wanted if h >= STORED_HEIGHT]
+    small = [(h, p) for h, p in wanted if h < STORED_HEIGHT]
+    found: dict[tuple[int, int], bytes] = {}
+    if stored:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """SELECT n.height, n.position, n.hash FROM donations_merklenode n
+                   JOIN unnest(%s::int[], %s::bigint[]) AS w(height, position)
+                     ON n.height = w.height AND n.position = w.position""",
+                [[h for h, _p in stored], [p for _h, p in stored]],
+            )
+            found.update(((h, p), bytes.fromhex(digest)) for h, p, digest in cursor.fetchall())
+    if small:
+        indices = sorted({i for h, p in small for i in range(p << h, (p + 1) << h)})
+        leaves = dict(PublishedEntry.objects.filter(index__in=indices).values_list("index", "leaf_hash"))
+        for h, p in small:
+            found[(h, p)] = merkle.root(bytes.fromhex(leaves[i]) for i in range(p << h, (p + 1) << h))
+    return compute(lambda height, position: found[(height, position)])
 
 
 def inclusion_proof(entry: PublishedEntry, batch: LedgerBatch | None = None) -> dict:
     """The audit path of ``entry`` in the tree of ``batch`` (the latest by
     default), in the format the verifier and the pledge page check."""
     batch = batch or LedgerBatch.objects.order_by("-number").first()
-    path = merkle.audit_path(entry.index, batch.tree_size, _node_getter())
+    path = with_stored_nodes(lambda get_node: merkle.audit_path(entry.index, batch.tree_size, get_node))
     return {
         "format": "sun-commune-inclusion/v1",
         "entry": entry.line,
@@ -534,3 +586,5 @@ def _compare(batch: LedgerBatch, frontier, problems: list[str]) -> None:
         problems.append(f"batch {batch.number}: the tree does not recompute to its signed root")
     if not signature_valid(batch.checkpoint()):
         problems.append(f"batch {batch.number}: the checkpoint's signature is not valid")
+    if batch.note and not note_valid(batch):
+        problems.append(f"batch {batch.number}: the signed note does not say its tree or is not signed")

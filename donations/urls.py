@@ -45,6 +45,12 @@ urlpatterns = [
     path("ledger/checkpoint.json", ledger_views.download, {"name": "checkpoint.json"}, name="checkpoint-latest"),
     path("ledger/checkpoints.jsonl", ledger_views.download, {"name": "checkpoints.jsonl"}, name="checkpoints-jsonl"),
     path("ledger/checkpoints/<int:number>.json", ledger_views.checkpoint_detail, name="checkpoint-detail"),
+    # The same checkpoints as C2SP signed notes, the tree as C2SP tiles (issue 15).
+    path("ledger/checkpoint", ledger_views.checkpoint_note, name="checkpoint-note"),
+    path("ledger/checkpoints/<int:number>", ledger_views.checkpoint_note_detail, name="checkpoint-note-detail"),
+    path("ledger/verifier-key.txt", ledger_views.verifier_key, name="ledger-verifier-key"),
+    path("ledger/tile/<path:path>", ledger_views.tile, name="ledger-tile"),
+    path("ledger/consistency/<str:old>/<str:new>.json", ledger_views.consistency_proof, name="ledger-consistency"),
     path("ledger/public-key.txt", ledger_views.public_key, name="ledger-public-key"),
     path("ledger/verify_ledger.py", ledger_views.verifier, name="ledger-verifier"),
     path("ledger/entries/<int:index>/proof.json", ledger_views.entry_proof, name="entry-proof"),

@@ -289,6 +289,9 @@ if not LEDGER_SIGNING_KEY:
     import hashlib
 
     LEDGER_SIGNING_KEY = hashlib.sha256(f"ledger:{SECRET_KEY}".encode()).hexdigest()
+# The transparency log's name: the first line of each signed checkpoint and
+# the name of its key. By default the site's host and /ledger.
+LEDGER_ORIGIN = os.environ.get("LEDGER_ORIGIN", "")
 LEDGER_PUBLISH_INTERVAL_SECONDS = int(os.environ.get("LEDGER_PUBLISH_INTERVAL_SECONDS", "60"))
 # How long anything kept in the cache may live (the one rule:
 # sun_commune/pagecache.py); inside the publication interval. 0 keeps nothing.
