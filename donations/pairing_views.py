@@ -22,9 +22,9 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from households.models import Area, Household
+from sun_commune import pagecache
 from sun_commune.access import donor_required, secretary_required
 from sun_commune.forms import act_on_button, act_on_form
-from sun_commune import pagecache
 from sun_commune.limits import accepts_files
 from sun_commune.pagination import Page, keyset_page
 
