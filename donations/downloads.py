@@ -18,10 +18,12 @@ minute is what this replaced). To publish batch n the set ``current`` does
 not point to is brought up to n: the lines of the batches it lacks (those
 published since it was last current, usually two) are appended to its
 ``ledger.jsonl``, ``ledger.csv`` and ``checkpoints.jsonl``, which only grow,
-their earlier bytes never changing; ``checkpoint.json`` is replaced (temp +
-rename); everything is fsynced; its ``state.json`` (temp + rename) records
-the batch it holds and each file's byte length; the directory is renamed to
-its batch; then ``current`` is swapped to it with one rename. A reader sees
+their earlier bytes never changing (the directory is first renamed to the
+batch it will hold, so a request that found it before it stopped being
+current opens nothing there and looks again); ``checkpoint.json`` is
+replaced (temp + rename); everything is fsynced; its ``state.json`` (temp +
+rename) records the batch it holds and each file's byte length; then
+``current`` is swapped to it with one rename. A reader sees
 the old set or the new one, never a part of either: nobody opens the set
 being appended to (new opens go through ``current``, which resolves at open
 time), and a download that opened it while it was current has a fixed
@@ -228,9 +230,24 @@ def _bring_up(slot: str, directory: Path | None, latest, *, base: FileSet | None
     """The set in ``slot`` brought up to ``latest``: appended to when it is a
     part of what was published, else made anew."""
     files = _read_set(directory) if directory is not None and not rebuild else None
-    if _usable(files, latest) and _repaired(files):
-        return _append(files, latest, slot)
+    if _usable(files, latest):
+        files = _moved(files, _state_of(latest), slot)
+        if _repaired(files):
+            return _append(files, latest, slot)
     return _make(slot, latest, base=base)
+
+
+def _moved(files: FileSet, state: dict, slot: str) -> FileSet:
+    """The set renamed to the batch it is about to hold, before a byte of it
+    changes: a request that found it while it was current and has not yet
+    opened its file finds nothing there and looks again (:func:`open_download`)."""
+    final = files.directory.parent / f"{state['batch']}-{slot}"
+    if final == files.directory:
+        return files
+    shutil.rmtree(final, ignore_errors=True)  # a leftover of this slot's, never current
+    os.rename(files.directory, final)
+    _sync_dir(final.parent)
+    return files._replace(directory=final)
 
 
 def _repaired(files: FileSet) -> bool:
@@ -318,25 +335,24 @@ def _write_lines(jsonl, table, checkpoints, start: int, since: int, state: dict)
 
 
 def _finish(directory: Path, latest, slot: str) -> FileSet:
-    """Replace the set's checkpoint and state (temp + rename) and name its
-    directory after its batch; ready to be swapped in."""
+    """Replace the set's checkpoint and state (temp + rename) and name a new
+    set's directory after its batch; ready to be swapped in."""
     state = _state_of(latest)
     if latest is not None:
-        _replace(directory / "checkpoint.json", checkpoint_json(latest))
+        _write_atomically(directory / "checkpoint.json", checkpoint_json(latest))
     else:
         (directory / "checkpoint.json").unlink(missing_ok=True)
     lengths = {name: (directory / name).stat().st_size for name in FILES if (directory / name).exists()}
-    _replace(directory / STATE, json.dumps({**state, "lengths": lengths}))
+    _write_atomically(directory / STATE, json.dumps({**state, "lengths": lengths}))
     _sync_dir(directory)
     final = directory.parent / f"{state['batch']}-{slot}"
     if final != directory:
-        shutil.rmtree(final, ignore_errors=True)  # a leftover of this slot's, never current
-        os.rename(directory, final)
+        os.rename(directory, final)  # the slot's old directory is gone (_make)
         _sync_dir(directory.parent)
     return FileSet(final.resolve(), state["batch"], state["tree_size"], state["root_hash"], lengths)
 
 
-def _replace(path: Path, text: str) -> None:
+def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.new")
     with open(temporary, "w", encoding="utf-8") as out:
         out.write(text)

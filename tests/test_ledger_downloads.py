@@ -6,6 +6,7 @@ safe to write twice, after a crash, or from another database's leftovers."""
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -330,3 +331,52 @@ def test_a_reader_who_found_the_set_just_before_the_swap_gets_its_whole_consiste
     stream = downloads.open_download("ledger.jsonl")
     assert stream.length == len(old) and stream.read() == old and stream.read() == b""
     stream.close()
+
+
+def test_a_reader_who_found_a_set_since_appended_to_looks_again(both_written, areas, county_reviewer, monkeypatch):
+    for amount in ("300", "400"):  # b, found a moment ago, is no longer current, then appended to
+        publish_one(county_reviewer, areas.yanting, amount)
+        downloads.write_files()
+    found = iter([both_written, downloads.current()])
+    monkeypatch.setattr(downloads, "serving", lambda: next(found))
+
+    stream = downloads.open_download("checkpoint.json")
+    assert json.loads(stream.read())["batch"] == 4 and not both_written.directory.exists()
+    stream.close()
+
+
+def test_a_crash_after_the_state_before_the_swap_is_finished_by_the_next_writer(
+    both_written, areas, county_reviewer, files_root, monkeypatch
+):
+    publish_one(county_reviewer, areas.yanting, "300")
+    monkeypatch.setattr(downloads, "_swap", lambda directory: (_ for _ in ()).throw(OSError("killed")))
+    with pytest.raises(OSError):
+        downloads.write_files()
+    assert downloads.current().batch == 2  # the half-published set is not current
+    monkeypatch.undo()
+
+    files = downloads.write_files()
+    assert files.directory.name == "3-a" and downloads.current() == files
+    assert (files.directory / "ledger.jsonl").read_bytes() == expected_jsonl()
+
+
+def test_a_set_of_the_layout_before_the_two_sets_is_served_then_replaced(
+    both_written, areas, county_reviewer, files_root
+):
+    """Upgrading: ``current`` points to a batches/<n>-<id> set whose state has no lengths."""
+    old = files_root / "batches" / "2-0123abcd"
+    both_written.directory.rename(old)
+    state = json.loads((old / downloads.STATE).read_text())
+    (old / downloads.STATE).write_text(json.dumps({k: state[k] for k in ("batch", "tree_size", "root_hash")}))
+    shutil.rmtree(files_root / "batches" / "1-a")
+    (files_root / "current").unlink()
+    (files_root / "current").symlink_to(Path("batches") / old.name)
+    assert get("/ledger/ledger.jsonl") == expected_jsonl()
+
+    publish_one(county_reviewer, areas.yanting, "300")
+    files = downloads.write_files()
+    assert files.directory.name == "3-a" and (files.directory / "ledger.jsonl").read_bytes() == expected_jsonl()
+    assert old.exists()  # found through ``current`` a moment ago: kept one more batch
+    publish_one(county_reviewer, areas.yanting, "400")
+    assert downloads.write_files().directory.name == "4-b" and not old.exists()
+    assert set_bytes(downloads.current()) == set_bytes(downloads.write_files(rebuild=True))
