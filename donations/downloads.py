@@ -203,7 +203,7 @@ def write_files(*, wait: bool = True, rebuild: bool = False) -> FileSet | None:
         # The set just replaced stays (it is the other buffer), and so does
         # one of the old layout: a request that found it through
         # ``current`` a moment ago may not have opened its file yet.
-        _prune(keep={made.directory, have.directory if have else None} | set(_sets().values()))
+        _prune(keep={made.directory, have.directory if have else None} | {d.resolve() for d in _sets().values()})
         return made
 
 
@@ -293,8 +293,11 @@ def _make(slot: str, latest, *, base: FileSet | None) -> FileSet:
     work.mkdir()
     if base is not None:
         for name in APPENDED:
-            with open(base.directory / name, "rb") as source, open(work / name, "wb") as copy:
-                _copy_prefix(source, copy, base.lengths[name])
+            shutil.copyfile(base.directory / name, work / name)  # sendfile/copy_file_range: in the kernel
+            with open(work / name, "r+b") as copy:
+                if os.fstat(copy.fileno()).st_size < base.lengths[name]:
+                    raise OSError(f"{base.directory / name}: shorter than the {base.lengths[name]} bytes recorded")
+                copy.truncate(base.lengths[name])
     with (
         open(work / "ledger.jsonl", "a", encoding="utf-8", newline="") as jsonl,
         open(work / "ledger.csv", "a", encoding="utf-8", newline="") as table,
@@ -309,15 +312,6 @@ def _make(slot: str, latest, *, base: FileSet | None) -> FileSet:
         if named and named.group(2) == slot:
             shutil.rmtree(old, ignore_errors=True)  # never current: the other slot is, or none
     return _finish(work, latest, slot)
-
-
-def _copy_prefix(source, copy, length: int) -> None:
-    copied = 0
-    while copied < length:
-        sent = os.copy_file_range(source.fileno(), copy.fileno(), length - copied)
-        if sent == 0:
-            raise OSError(f"{source.name}: shorter than its recorded {length} bytes")
-        copied += sent
 
 
 def _write_lines(jsonl, table, checkpoints, start: int, since: int, state: dict) -> None:
