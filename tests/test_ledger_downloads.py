@@ -217,12 +217,13 @@ def test_before_the_first_batch_the_ledger_is_empty_and_there_is_no_checkpoint(d
 
 
 def both_sets(files_root) -> dict:
-    """Each set by slot: its ledger.jsonl's (inode, size, mtime), and the entries it holds."""
+    """Each set by slot: its appended files' (inode, size, mtime) and inodes, and the entries it holds."""
     found = {}
     for directory in (files_root / "batches").iterdir():
         stat = (directory / "ledger.jsonl").stat()
+        inodes = [(directory / name).stat().st_ino for name in downloads.APPENDED]
         held = json.loads((directory / downloads.STATE).read_text())["tree_size"]
-        found[directory.name.split("-")[1]] = ((stat.st_ino, stat.st_size, stat.st_mtime_ns), held)
+        found[directory.name.split("-")[1]] = ((stat.st_ino, stat.st_size, stat.st_mtime_ns, inodes), held)
     return found
 
 
@@ -257,7 +258,7 @@ def test_publishing_a_batch_appends_to_the_other_set_only_what_it_lacks(
         assert files.directory.name == f"{number}-{lagging}" and files.tree_size == number
         assert written == list(range(before[lagging][1], number))  # once per set: only what this one lacked
         assert after[active] == before[active]  # the set that was current: not a byte written
-        assert after[lagging][0][0] == before[lagging][0][0]  # the same file, grown: not copied, not rewritten
+        assert after[lagging][0][3] == before[lagging][0][3]  # the same files, grown: not copied, not rewritten
         assert after[lagging][0][1] == len(expected_jsonl()) and after[lagging][1] == number
         assert (files.directory / "ledger.jsonl").read_bytes() == expected_jsonl()
         assert (files.directory / "checkpoints.jsonl").read_bytes() == expected_checkpoints()
