@@ -37,6 +37,7 @@ reversed one dropped, and the CSV and JSON are written from it.
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -153,27 +154,36 @@ def write_set(work: Path, base: Path | None, start: int, end: int) -> None:
         else:
             new.append(grant_line(entry, donor_id))
     new = [line for line in new if _grant_id(line) not in reversed_ids]
+    # Each file is written under a new name and renamed over the old one: a
+    # download of a set's earlier file keeps its bytes (``base`` may be
+    # ``work`` itself: the set appended to in place, downloads.py).
     if base is not None and not reversed_ids:
         # Nothing taken back: the previous set's files, with the new grants added.
         for name in (GRANTS, *FILES):
-            shutil.copyfile(base / name, work / name)
+            shutil.copyfile(base / name, _new(work, name))
         _append(work, new)
-        return
-    kept = []
-    if base is not None:
-        with open(base / GRANTS, encoding="utf-8") as previous:
-            kept = [line.rstrip("\n") for line in previous if _grant_id(line) not in reversed_ids]
-    _write_all(work, kept + new)
+    else:
+        kept = []
+        if base is not None:
+            with open(base / GRANTS, encoding="utf-8") as previous:
+                kept = [line.rstrip("\n") for line in previous if _grant_id(line) not in reversed_ids]
+        _write_all(work, kept + new)
+    for name in (GRANTS, *FILES):
+        os.replace(_new(work, name), work / name)
+
+
+def _new(work: Path, name: str) -> Path:
+    return work / f".{name}.new"
 
 
 def _append(work: Path, new: list[str]) -> None:
     if not new:
         return
-    with open(work / GRANTS, "a", encoding="utf-8") as out:
+    with open(_new(work, GRANTS), "a", encoding="utf-8") as out:
         out.writelines(line + "\n" for line in new)
-    with open(work / "360giving.csv", "a", encoding="utf-8", newline="") as out:
+    with open(_new(work, "360giving.csv"), "a", encoding="utf-8", newline="") as out:
         csv.writer(out).writerows(csv_row(line) for line in new)
-    with open(work / "360giving.json", "r+b") as out:
+    with open(_new(work, "360giving.json"), "r+b") as out:
         size = out.seek(0, 2)
         empty = size == len((JSON_HEAD + JSON_TAIL[1:]).encode())
         out.seek(size - len(JSON_TAIL if not empty else JSON_TAIL[1:]))
@@ -182,12 +192,12 @@ def _append(work: Path, new: list[str]) -> None:
 
 
 def _write_all(work: Path, grants: list[str]) -> None:
-    with open(work / GRANTS, "w", encoding="utf-8") as out:
+    with open(_new(work, GRANTS), "w", encoding="utf-8") as out:
         out.writelines(line + "\n" for line in grants)
-    with open(work / "360giving.csv", "w", encoding="utf-8", newline="") as out:
+    with open(_new(work, "360giving.csv"), "w", encoding="utf-8", newline="") as out:
         out.write("\ufeff")
         writer = csv.writer(out)
         writer.writerow([title for title, _path in COLUMNS])
         writer.writerows(csv_row(line) for line in grants)
-    with open(work / "360giving.json", "w", encoding="utf-8") as out:
+    with open(_new(work, "360giving.json"), "w", encoding="utf-8") as out:
         out.write(JSON_HEAD + ",\n".join(grants) + (JSON_TAIL if grants else JSON_TAIL[1:]))

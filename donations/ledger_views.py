@@ -123,14 +123,14 @@ DOWNLOADS = {
 def download(request, name):
     """A download written as a file when its batch was published
     (donations/downloads.py): served with sendfile, never streamed from the
-    database. In production the proxy serves these files itself."""
-    path = downloads.serving().directory / name
-    try:
-        stream = path.open("rb")
-    except FileNotFoundError:
-        raise Http404 from None  # checkpoint.json before the first batch
+    database, exactly the length its set recorded (the file may have grown
+    since). In production the proxy serves these files itself."""
+    stream = downloads.open_download(name)
+    if stream is None:
+        raise Http404  # checkpoint.json before the first batch
     content_type, attachment = DOWNLOADS[name]
     response = FileResponse(stream, content_type=content_type, as_attachment=attachment, filename=name)
+    response["Content-Length"] = str(stream.length)
     response["Cache-Control"] = DOWNLOAD_CACHE
     return response
 

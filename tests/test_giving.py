@@ -230,9 +230,10 @@ def test_a_set_of_the_older_layout_is_rebuilt_not_appended_to(small_world):
     files = downloads.write_files()
     state = files.directory / downloads.STATE
     state.write_text(json.dumps({k: v for k, v in json.loads(state.read_text()).items() if k != "format"}))
-    assert downloads.current() is None
-    again = downloads.write_files()
+    assert downloads.current().directory == files.directory  # still served: it is whole on its own
+    again = downloads.write_files()  # but never built on
     assert again.directory != files.directory and (again.directory / "360giving.json").exists()
+    assert json.loads((again.directory / downloads.STATE).read_text())["format"] == downloads.FORMAT
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +265,7 @@ def test_the_demos_grants_are_valid_360giving_and_add_up(demo, tmp_path):
     directory.mkdir()
     for name, data in texts.items():
         (directory / name).write_bytes(data)
-    grants = check_files(downloads.FileSet(directory, 0, 0, ""), tmp_path)
+    grants = check_files(downloads.FileSet(directory, 0, 0, "", {}), tmp_path)
     assert_identifiers(grants)
     assert len(grants) > 50
     assert sum(g["amountAwarded"] for g in grants) == reached

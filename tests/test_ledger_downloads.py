@@ -6,6 +6,7 @@ safe to write twice, after a crash, or from another database's leftovers."""
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -209,3 +210,173 @@ def test_before_the_first_batch_the_ledger_is_empty_and_there_is_no_checkpoint(d
     assert get("/ledger/checkpoints.jsonl") == b""
     assert get("/ledger/ledger.csv").decode("utf-8").startswith("\ufeffEntry Index,")
     assert Client().get("/ledger/checkpoint.json").status_code == 404
+
+
+# --- Two sets, appended to (province scale: no copy of the ledger per batch) ------------------
+
+
+def both_sets(files_root) -> dict:
+    """Each set by slot: its appended files' (inode, size, mtime) and inodes, and the entries it holds."""
+    found = {}
+    for directory in (files_root / "batches").iterdir():
+        stat = (directory / "ledger.jsonl").stat()
+        inodes = [(directory / name).stat().st_ino for name in downloads.APPENDED]
+        held = json.loads((directory / downloads.STATE).read_text())["tree_size"]
+        found[directory.name.split("-")[1]] = ((stat.st_ino, stat.st_size, stat.st_mtime_ns, inodes), held)
+    return found
+
+
+def publish_one(by, area, amount) -> None:
+    gift(by, area, amount)
+    publication.publish_all()
+
+
+def test_publishing_a_batch_appends_to_the_other_set_only_what_it_lacks(
+    areas, county_reviewer, files_root, monkeypatch
+):
+    written = []
+    real_row = downloads.csv_row
+    monkeypatch.setattr(downloads, "csv_row", lambda line: written.append(json.loads(line)["index"]) or real_row(line))
+
+    publish_one(county_reviewer, areas.yanting, "100")
+    assert downloads.write_files().directory.name == "1-a" and written == [0]  # the first time: from the rows
+    publish_one(county_reviewer, areas.zitong, "200")
+    publish_one(county_reviewer, areas.zitong, "250")
+    written.clear()
+    assert downloads.write_files().directory.name == "3-b" and written == [1, 2]  # a's files copied, then 2 and 3
+    before = both_sets(files_root)
+
+    for number, amount in ((4, "300"), (5, "400"), (6, "500")):
+        publish_one(county_reviewer, areas.yanting, amount)
+        lagging = "a" if number % 2 == 0 else "b"
+        active = "b" if lagging == "a" else "a"
+        written.clear()
+        files = downloads.write_files()
+        after = both_sets(files_root)
+
+        assert files.directory.name == f"{number}-{lagging}" and files.tree_size == number
+        assert written == list(range(before[lagging][1], number))  # once per set: only what this one lacked
+        assert after[active] == before[active]  # the set that was current: not a byte written
+        assert after[lagging][0][3] == before[lagging][0][3]  # the same files, grown: not copied, not rewritten
+        assert after[lagging][0][1] == len(expected_jsonl()) and after[lagging][1] == number
+        assert (files.directory / "ledger.jsonl").read_bytes() == expected_jsonl()
+        assert (files.directory / "checkpoints.jsonl").read_bytes() == expected_checkpoints()
+        before = after
+    assert set_bytes(files) == set_bytes(downloads.write_files(rebuild=True))  # the same bytes as from the rows
+
+
+@pytest.fixture
+def both_written(areas, county_reviewer, files_root):
+    """Set a at batch 1 and set b (current) at batch 2."""
+    publish_one(county_reviewer, areas.yanting, "100")
+    downloads.write_files()
+    publish_one(county_reviewer, areas.zitong, "200")
+    return downloads.write_files()
+
+
+def test_an_append_cut_short_by_a_crash_is_cut_back_and_completed(both_written, areas, county_reviewer, files_root):
+    lagging = files_root / "batches" / "1-a"
+    inodes = {name: (lagging / name).stat().st_ino for name in downloads.APPENDED}
+    for name in downloads.APPENDED:  # a writer killed half-way through its lines
+        with open(lagging / name, "ab") as half:
+            half.write(b'{"index": 99, "half a li')
+    publish_one(county_reviewer, areas.yanting, "300")
+    files = downloads.write_files()
+
+    assert files.directory.name == "3-a" and {n: (files.directory / n).stat().st_ino for n in inodes} == inodes
+    assert (files.directory / "ledger.jsonl").read_bytes() == expected_jsonl()
+    assert set_bytes(files) == set_bytes(downloads.write_files(rebuild=True))
+
+
+def test_a_set_with_a_file_shorter_than_recorded_is_made_anew(both_written, areas, county_reviewer, files_root):
+    lagging = files_root / "batches" / "1-a"
+    with open(lagging / "ledger.csv", "r+b") as cut:
+        cut.truncate(10)
+    publish_one(county_reviewer, areas.yanting, "300")
+    files = downloads.write_files()
+
+    assert files.directory.name == "3-a" and (files.directory / "ledger.jsonl").read_bytes() == expected_jsonl()
+    assert set_bytes(files) == set_bytes(downloads.write_files(rebuild=True))
+
+
+def test_a_reader_of_the_old_current_set_gets_exactly_its_bytes_while_two_batches_are_published(
+    both_written, areas, county_reviewer
+):
+    old = (both_written.directory / "ledger.jsonl").read_bytes()
+    response = Client().get("/ledger/ledger.jsonl")
+    response.block_size = 10
+    chunks = iter(response.streaming_content)
+    head = next(chunks)
+    for amount in ("300", "400"):  # set a becomes current; then b (the one being read) is appended to
+        publish_one(county_reviewer, areas.yanting, amount)
+        downloads.write_files()
+    rest = b"".join(chunks)
+
+    assert response["Content-Length"] == str(len(old)) and head + rest == old
+    grown = downloads.current()
+    assert grown.batch == 4 and grown.directory.name == "4-b"  # the very file being read grew
+    assert (grown.directory / "ledger.jsonl").read_bytes().startswith(old) and len(expected_jsonl()) > len(old)
+
+
+def test_a_reader_who_found_the_set_just_before_the_swap_gets_its_whole_consistent_file(
+    both_written, areas, county_reviewer, monkeypatch
+):
+    old = (both_written.directory / "ledger.jsonl").read_bytes()
+    publish_one(county_reviewer, areas.yanting, "300")
+    downloads.write_files()  # current swapped away from the set just found
+    with open(both_written.directory / "ledger.jsonl", "ab") as next_append:
+        next_append.write(b'{"index": 3, "the next publication, under way')
+    monkeypatch.setattr(downloads, "serving", lambda: both_written)
+
+    stream = downloads.open_download("ledger.jsonl")
+    assert stream.length == len(old) and stream.read() == old and stream.read() == b""
+    stream.close()
+
+
+def test_a_reader_who_found_a_set_since_appended_to_looks_again(both_written, areas, county_reviewer, monkeypatch):
+    for amount in ("300", "400"):  # b, found a moment ago, is no longer current, then appended to
+        publish_one(county_reviewer, areas.yanting, amount)
+        downloads.write_files()
+    found = iter([both_written, downloads.current()])
+    monkeypatch.setattr(downloads, "serving", lambda: next(found))
+
+    stream = downloads.open_download("checkpoint.json")
+    assert json.loads(stream.read())["batch"] == 4 and not both_written.directory.exists()
+    stream.close()
+
+
+def test_a_crash_after_the_state_before_the_swap_is_finished_by_the_next_writer(
+    both_written, areas, county_reviewer, files_root, monkeypatch
+):
+    publish_one(county_reviewer, areas.yanting, "300")
+    monkeypatch.setattr(downloads, "_swap", lambda directory: (_ for _ in ()).throw(OSError("killed")))
+    with pytest.raises(OSError):
+        downloads.write_files()
+    assert downloads.current().batch == 2  # the half-published set is not current
+    monkeypatch.undo()
+
+    files = downloads.write_files()
+    assert files.directory.name == "3-a" and downloads.current() == files
+    assert (files.directory / "ledger.jsonl").read_bytes() == expected_jsonl()
+
+
+def test_a_set_of_the_layout_before_the_two_sets_is_served_then_replaced(
+    both_written, areas, county_reviewer, files_root
+):
+    """Upgrading: ``current`` points to a batches/<n>-<id> set whose state has no lengths."""
+    old = files_root / "batches" / "2-0123abcd"
+    both_written.directory.rename(old)
+    state = json.loads((old / downloads.STATE).read_text())
+    (old / downloads.STATE).write_text(json.dumps({k: state[k] for k in ("batch", "tree_size", "root_hash")}))
+    shutil.rmtree(files_root / "batches" / "1-a")
+    (files_root / "current").unlink()
+    (files_root / "current").symlink_to(Path("batches") / old.name)
+    assert get("/ledger/ledger.jsonl") == expected_jsonl()
+
+    publish_one(county_reviewer, areas.yanting, "300")
+    files = downloads.write_files()
+    assert files.directory.name == "3-a" and (files.directory / "ledger.jsonl").read_bytes() == expected_jsonl()
+    assert old.exists()  # found through ``current`` a moment ago: kept one more batch
+    publish_one(county_reviewer, areas.yanting, "400")
+    assert downloads.write_files().directory.name == "4-b" and not old.exists()
+    assert set_bytes(downloads.current()) == set_bytes(downloads.write_files(rebuild=True))

@@ -1,6 +1,6 @@
 """Benchmark the ledger publisher and the ledger check (run by hand, not a test).
 
-    DEBUG=1 .venv/bin/python tools/bench_publication.py 100000 [--published M] [--profile] [--keep]
+    DEBUG=1 .venv/bin/python tools/bench_publication.py 100000 [--published M] [--profile] [--keep] [--files]
 
 Creates a throw-away database (sun_commune_benchpub, on the local PostgreSQL
 socket), migrates it, bulk-inserts N balanced ledger transactions with their
@@ -10,7 +10,11 @@ inclusion proof, and drops the database again (unless --keep). --published M
 first inserts and publishes M transactions (not timed), so that the N are
 published on top of a tree and a table that already hold some. --profile
 prints the top 30 of a cProfile of the publisher (sorted by cumulative time,
-or by BENCH_SORT=tottime).
+or by BENCH_SORT=tottime). --files times the download files instead
+(donations/downloads.py): M published and written, then two batches of N
+published and written one after the other (untimed, so that the sets are in
+their steady state), then the write of one more batch of N is timed.
+BENCH_DB names another throw-away database.
 
 Django's debug cursor (which keeps every query when DEBUG=1) is switched off
 after set-up, so the figures are what a production worker would see.
@@ -28,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DB_NAME = "sun_commune_benchpub"
+DB_NAME = os.environ.get("BENCH_DB", "sun_commune_benchpub")
 VILLAGES = 20
 
 
@@ -162,12 +166,43 @@ def seed(n: int, places: dict) -> None:
     print(f"inserted {inserted:,} transactions ({2 * inserted:,} legs, outbox) in {time.monotonic() - started:.1f}s")
 
 
+def bench_files(args, places) -> None:
+    import shutil
+    import tempfile
+
+    from django.conf import settings
+
+    from donations import downloads, publication
+
+    settings.LEDGER_FILES_ROOT = Path(tempfile.mkdtemp(prefix="bench-ledger-files-"))
+    try:
+        seed(args.published, places)
+        publication.publish_all()
+        for _ in range(2):
+            started = time.monotonic()
+            downloads.write_files()
+            print(f"write_files (untimed set-up): {time.monotonic() - started:.2f}s")
+            seed(args.n, places)
+            publication.publish_all()
+        started = time.monotonic()
+        files = downloads.write_files()
+        seconds = time.monotonic() - started
+        size = sum((files.directory / name).stat().st_size for name in downloads.FILES)
+        print(
+            f"write_files: one batch of {args.n:,} on top of {files.tree_size - args.n:,} published entries "
+            f"in {seconds:.2f}s ({size / 1e6:,.0f} MB in the set)"
+        )
+    finally:
+        shutil.rmtree(settings.LEDGER_FILES_ROOT, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", type=int, nargs="?", default=100_000, help="ledger transactions to publish")
     parser.add_argument("--published", type=int, default=0, metavar="M", help="publish M transactions first, untimed")
     parser.add_argument("--profile", action="store_true", help="cProfile the publisher and print the top 30")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--files", action="store_true", help="time writing the download files for one batch of N")
     args = parser.parse_args()
 
     create_database()
@@ -180,6 +215,9 @@ def main():
         from donations.models import PublishedEntry
 
         places = seed_places()
+        if args.files:
+            bench_files(args, places)
+            return
         if args.published:
             seed(args.published, places)
             publication.publish_all()
