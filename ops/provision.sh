@@ -79,4 +79,10 @@ if [ "$want_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   say "Installing Debian's chromium for the browser tests"
   apt_install chromium
 fi
+# A Chinese font: without one every Chinese character renders as a box and
+# the layout checks of the browser tests measure nothing real.
+if [ "$want_browser" = 1 ] && ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+  say "Installing Debian's fonts-noto-cjk for the browser tests"
+  apt_install fonts-noto-cjk
+fi
 exit 0
